@@ -1,0 +1,1 @@
+"""Array operations shared by models, data and metrics (MATLAB bicubic, colour, tiling)."""
