@@ -1,0 +1,83 @@
+"""Orbax checkpoints in `<workdir>/checkpoints`: the train state plus the input position.
+
+Each checkpoint holds two items: `state` (the train-state pytree) and `data` (JSON: the input
+position `next_step`, and the validation metrics it was saved with). The manager keeps the last
+`keep` checkpoints plus the best one by validation Y-PSNR (`val_psnr_y`), when validation ran.
+"""
+
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from absl import logging
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+BEST_METRIC = "val_psnr_y"
+
+
+def checkpoint_dir(workdir: str) -> str:
+  """`<workdir>/checkpoints`, absolute (orbax requires absolute paths)."""
+  return os.path.abspath(os.path.join(workdir, "checkpoints"))
+
+
+def _best_value(metrics: Dict[str, float]) -> float:
+  return metrics[BEST_METRIC]
+
+
+def create_manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+  """A CheckpointManager keeping the last `keep` checkpoints and the best by `val_psnr_y`."""
+  policy = checkpoint_managers.AnyPreservationPolicy([
+      checkpoint_managers.LatestN(n=keep),
+      checkpoint_managers.BestN(get_metric_fn=_best_value, reverse=False, n=1,
+                                keep_checkpoints_without_metrics=False),
+  ])
+  options = ocp.CheckpointManagerOptions(
+      best_fn=_best_value, best_mode="max", preservation_policy=policy, create=not read_only,
+      read_only=read_only, enable_async_checkpointing=False)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), item_names=("state", "data"),
+                               options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: Dict[str, Any],
+         metrics: Optional[Dict[str, float]] = None) -> None:
+  """Writes `state` and `data_state` at `step` (no-op if that step exists already)."""
+  if step in manager.all_steps():
+    return
+  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                             data=ocp.args.JsonSave(data_state)),
+               metrics=metrics, force=True)
+  manager.wait_until_finished()
+  logging.info("Saved checkpoint at step %d in %s", step, manager.directory)
+
+
+def resolve_step(manager: ocp.CheckpointManager, which: str) -> int:
+  """'best' | 'latest' | '<step>' -> a saved step; ValueError when there is none."""
+  steps = manager.all_steps()
+  if not steps:
+    raise ValueError(f"No checkpoint in {manager.directory}")
+  if which == "latest":
+    return manager.latest_step()
+  if which == "best":
+    # Falls back to the latest step when no checkpoint carries validation metrics.
+    return manager.best_step()
+  try:
+    step = int(which)
+  except ValueError:
+    raise ValueError(f"eval.checkpoint must be best, latest or a step, got '{which}'") from None
+  if step not in steps:
+    raise ValueError(f"No checkpoint at step {step} in {manager.directory}; have {sorted(steps)}")
+  return step
+
+
+def restore(manager: ocp.CheckpointManager, step: int,
+            abstract_state: Any) -> Tuple[Any, Dict[str, Any]]:
+  """Restores (state, data_state) at `step` with the shapes/shardings of `abstract_state`."""
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+  return restored["state"], restored["data"]
+
+
+def abstract_like(tree: Any) -> Any:
+  """ShapeDtypeStructs (with shardings) of a pytree of jax.Arrays, for restore targets."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)

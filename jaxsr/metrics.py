@@ -1,0 +1,102 @@
+"""PSNR / SSIM as SR papers report them (BasicSR `basicsr/metrics/psnr_ssim.py`).
+
+`psnr` and `ssim` run on the host in float64 numpy on 8-bit images `[H, W, 3]` (uint8, or
+floats in [0, 255]); `batch_psnr` is a jit-friendly JAX PSNR for training logs.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsr.ops import color
+
+_SSIM_WINDOW_SIZE = 11
+_SSIM_SIGMA = 1.5
+_SSIM_C1 = (0.01 * 255.0)**2
+_SSIM_C2 = (0.03 * 255.0)**2
+
+
+def to_uint8(x) -> np.ndarray:
+  """Float image in [0, 1] -> uint8 as BasicSR `tensor2img`: clip, then `(x * 255).round()`."""
+  x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+  return (x * np.float32(255.0)).round().astype(np.uint8)
+
+
+def _prepare(image, crop_border, test_y_channel):
+  """8-bit RGB `[H, W, 3]` -> float64 `[H - 2b, W - 2b, C]` in [0, 255] (C = 1 for Y)."""
+  image = np.asarray(image, np.float64)
+  if crop_border:
+    image = image[crop_border:-crop_border, crop_border:-crop_border]
+  if test_y_channel:
+    image = color.rgb_to_y(image / 255.0)[..., None] * 255.0
+  return image
+
+
+def _check_shapes(sr, hr):
+  if np.shape(sr) != np.shape(hr):
+    raise ValueError(f"Image shapes differ: {np.shape(sr)} vs {np.shape(hr)}.")
+
+
+def psnr(sr, hr, crop_border: int, test_y_channel: bool = True) -> float:
+  """PSNR in dB (max 255) of 8-bit RGB images `[H, W, 3]`; inf for identical images.
+
+  Args:
+    sr: restored image, uint8 or float in [0, 255].
+    hr: ground truth, same shape.
+    crop_border: pixels removed from each border before comparing (usually the scale).
+    test_y_channel: compare the Y channel of MATLAB `rgb2ycbcr` (papers) instead of RGB.
+  """
+  _check_shapes(sr, hr)
+  sr, hr = (_prepare(x, crop_border, test_y_channel) for x in (sr, hr))
+  mse = np.mean((sr - hr)**2)
+  if mse == 0:
+    return float("inf")
+  return float(10.0 * np.log10(255.0 * 255.0 / mse))
+
+
+def _gaussian_kernel_1d(size=_SSIM_WINDOW_SIZE, sigma=_SSIM_SIGMA):
+  """Normalised Gaussian `[size]`, as `cv2.getGaussianKernel(size, sigma)`."""
+  offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+  kernel = np.exp(-offsets**2 / (2.0 * sigma**2))
+  return kernel / kernel.sum()
+
+
+def _filter_valid(image, kernel):
+  """'Valid' correlation of `[H, W]` with the separable window `outer(kernel, kernel)`."""
+  size = kernel.shape[0]
+  rows = np.lib.stride_tricks.sliding_window_view(image, size, axis=0) @ kernel
+  return np.lib.stride_tricks.sliding_window_view(rows, size, axis=1) @ kernel
+
+
+def _ssim_single_channel(x, y):
+  """Mean SSIM of two float64 `[H, W]` images in [0, 255]."""
+  kernel = _gaussian_kernel_1d()
+  mu_x, mu_y = _filter_valid(x, kernel), _filter_valid(y, kernel)
+  var_x = _filter_valid(x * x, kernel) - mu_x**2
+  var_y = _filter_valid(y * y, kernel) - mu_y**2
+  cov_xy = _filter_valid(x * y, kernel) - mu_x * mu_y
+  ssim_map = (((2.0 * mu_x * mu_y + _SSIM_C1) * (2.0 * cov_xy + _SSIM_C2)) /
+              ((mu_x**2 + mu_y**2 + _SSIM_C1) * (var_x + var_y + _SSIM_C2)))
+  return ssim_map.mean()
+
+
+def ssim(sr, hr, crop_border: int, test_y_channel: bool = True) -> float:
+  """SSIM (11x11 Gaussian window, sigma 1.5, 'valid') of 8-bit RGB images `[H, W, 3]`.
+
+  Arguments as in `psnr`. RGB SSIM is the mean over the three channels.
+  """
+  _check_shapes(sr, hr)
+  sr, hr = (_prepare(x, crop_border, test_y_channel) for x in (sr, hr))
+  return float(np.mean([_ssim_single_channel(sr[..., c], hr[..., c])
+                        for c in range(sr.shape[-1])]))
+
+
+def batch_psnr(sr: jax.Array, hr: jax.Array, max_val: float = 1.0) -> jax.Array:
+  """Mean over the batch of per-image RGB PSNR (dB) of float `[B, H, W, C]` in [0, max_val].
+
+  No rounding, no border crop, no Y channel: a cheap training-time signal. Returns `[]`
+  float32 (inf if some image is reproduced exactly).
+  """
+  sr, hr = jnp.asarray(sr, jnp.float32), jnp.asarray(hr, jnp.float32)
+  mse = jnp.mean(jnp.square(sr - hr), axis=(1, 2, 3))
+  return jnp.mean(10.0 * jnp.log10(max_val**2 / mse))

@@ -1,0 +1,86 @@
+"""EDSR (BasicSR `basicsr/archs/edsr_arch.py`).
+
+Submodules (BasicSR names): conv_first, body_0..body_{num_block-1} (conv1, conv2),
+conv_after_body, upsample_<k> (the convs of BasicSR's `Upsample` sequential, k = its index:
+upsample_0, upsample_2, ... for 2^n; upsample_0 for 3), conv_last. Weight import rule: see
+`layers`.
+"""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxsr.models import layers
+
+Dtype = Any
+
+
+class EDSR(nn.Module):
+  """Enhanced deep residual network; baseline: num_feat=64, num_block=16, res_scale=1.
+
+  The full EDSR uses num_feat=256, num_block=32, res_scale=0.1.
+
+  Attributes:
+    scale: upscale factor, one of `SUPPORTED_SCALES`.
+    num_in_ch: input channels.
+    num_out_ch: output channels.
+    num_feat: feature channels.
+    num_block: residual blocks.
+    res_scale: residual scale inside the blocks.
+    img_range: inputs are mapped to `(x - rgb_mean) * img_range`.
+    rgb_mean: per-channel mean in [0, 1] (DIV2K).
+    dtype: computation dtype; the output is float32.
+    param_dtype: parameter dtype.
+  """
+  SUPPORTED_SCALES = (2, 3, 4, 8)
+
+  scale: int = 4
+  num_in_ch: int = 3
+  num_out_ch: int = 3
+  num_feat: int = 64
+  num_block: int = 16
+  res_scale: float = 1.0
+  img_range: float = 255.0
+  rgb_mean: tuple[float, ...] = (0.4488, 0.4371, 0.4040)
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def __post_init__(self):
+    layers.check_scale(type(self).__name__, self.scale, self.SUPPORTED_SCALES)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Super-resolves `x`.
+
+    Args:
+      x: `[B, H, W, num_in_ch]` in [0, 1].
+      train: unused (no BatchNorm); kept for a uniform model signature.
+
+    Returns:
+      `[B, H*scale, W*scale, num_out_ch]` float32, not clipped.
+    """
+    del train
+    conv = lambda features, name: layers.Conv2d(
+        features, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    mean = jnp.asarray(self.rgb_mean, jnp.float32)
+
+    x = (x.astype(jnp.float32) - mean) * self.img_range
+    x = conv(self.num_feat, "conv_first")(x)
+    res = x
+    for i in range(self.num_block):
+      res = layers.ResidualBlockNoBN(
+          self.num_feat, res_scale=self.res_scale, init_scale=None, dtype=self.dtype,
+          param_dtype=self.param_dtype, name=f"body_{i}")(res)
+    res = conv(self.num_feat, "conv_after_body")(res) + x
+
+    # BasicSR `Upsample`: [conv 4C, PixelShuffle(2)] * log2(scale), or [conv 9C, PixelShuffle(3)].
+    r = 3 if self.scale == 3 else 2
+    for k in range(round(math.log(self.scale, r))):
+      res = layers.pixel_shuffle(conv(self.num_feat * r * r, f"upsample_{2 * k}")(res), r)
+
+    out = conv(self.num_out_ch, "conv_last")(res)
+    return out.astype(jnp.float32) / self.img_range + mean

@@ -1,0 +1,205 @@
+"""Building blocks shared by the BasicSR-compatible models (NHWC, Flax Linen).
+
+Naming rule for importing BasicSR (PyTorch) weights: every Linen submodule carries the
+BasicSR attribute name, and an `nn.Sequential` entry `<name>.<index>` becomes the Linen
+submodule `<name>_<index>`. A parameter `weight` becomes `kernel`, transposed from the
+PyTorch layout `[out, in, kh, kw]` to the Flax layout `[kh, kw, in, out]`; `bias` keeps
+its name and value. Examples:
+
+  body.0.conv1.weight        -> params['body_0']['conv1']['kernel']  (transposed)
+  body.3.rdb2.conv5.bias     -> params['body_3']['rdb2']['conv5']['bias']
+  upsample.2.weight          -> params['upsample_2']['kernel']        (transposed)
+
+`flax_param_path` and `torch_conv_weight_to_flax` implement that rule.
+"""
+
+import math
+import re
+from typing import Any, Optional, Sequence
+
+import flax.linen as nn
+from flax.linen import dtypes as flax_dtypes
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = Any
+
+_SEQUENTIAL_ENTRY = re.compile(r"(^|\.)([A-Za-z_]\w*)\.(\d+)(?=\.|$)")
+
+
+def flax_param_path(torch_key: str) -> tuple[str, ...]:
+  """Maps a BasicSR state-dict key to its path in the Flax `params` tree.
+
+  Args:
+    torch_key: e.g. 'body.0.rdb1.conv1.weight'.
+
+  Returns:
+    e.g. ('body_0', 'rdb1', 'conv1', 'kernel').
+  """
+  joined = _SEQUENTIAL_ENTRY.sub(r"\1\2_\3", torch_key)
+  *modules, leaf = joined.split(".")
+  return (*modules, "kernel" if leaf == "weight" else leaf)
+
+
+def torch_conv_weight_to_flax(weight: np.ndarray) -> np.ndarray:
+  """Transposes a PyTorch conv weight `[out, in, kh, kw]` to Flax `[kh, kw, in, out]`."""
+  return np.transpose(np.asarray(weight), (2, 3, 1, 0))
+
+
+def count_params(params) -> int:
+  """Number of scalars in a parameter tree (arrays or `jax.ShapeDtypeStruct`s)."""
+  return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))
+
+
+def check_scale(model_name: str, scale: int, supported: Sequence[int]) -> None:
+  """Raises ValueError if `scale` is not one of `supported`."""
+  if scale not in supported:
+    raise ValueError(
+        f"{model_name} does not support scale {scale}; supported scales: "
+        f"{tuple(supported)}")
+
+
+def kaiming_normal_init(scale: float = 1.0) -> jax.nn.initializers.Initializer:
+  """BasicSR `default_init_weights`: kaiming normal (fan_in, gain sqrt 2) times `scale`."""
+  return nn.initializers.variance_scaling(2.0 * scale**2, "fan_in", "normal")
+
+
+def _torch_default_bias_init(fan_in: int) -> jax.nn.initializers.Initializer:
+  """PyTorch `nn.Conv2d` bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+# PyTorch `nn.Conv2d` kernel init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)).
+torch_default_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+class Conv2d(nn.Module):
+  """Stride-1 'same' convolution with bias, initialised like BasicSR.
+
+  Parameters are `kernel` `[k, k, in, out]` and `bias` `[out]`, as in `flax.linen.Conv`.
+
+  Attributes:
+    features: output channels.
+    kernel_size: odd square kernel size; zero padding `kernel_size // 2` (PyTorch padding=1 for 3).
+    init_scale: None for PyTorch's default Conv2d init; a float for BasicSR
+      `default_init_weights(scale=init_scale)` (kaiming normal * scale, zero bias).
+    dtype: computation dtype.
+    param_dtype: parameter dtype.
+  """
+  features: int
+  kernel_size: int = 3
+  init_scale: Optional[float] = None
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """`[B, H, W, in]` -> `[B, H, W, features]` in `dtype`."""
+    k = self.kernel_size
+    fan_in = k * k * x.shape[-1]
+    if self.init_scale is None:
+      kernel_init, bias_init = torch_default_kernel_init, _torch_default_bias_init(fan_in)
+    else:
+      kernel_init, bias_init = kaiming_normal_init(self.init_scale), nn.initializers.zeros
+    kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features),
+                        self.param_dtype)
+    bias = self.param("bias", bias_init, (self.features,), self.param_dtype)
+    x, kernel, bias = flax_dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    pad = k // 2
+    y = jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
+
+
+def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
+  """PyTorch `nn.PixelShuffle(r)` in NHWC.
+
+  out[n, h*r + i, w*r + j, c] = x[n, h, w, c*r*r + i*r + j].
+
+  Args:
+    x: `[B, H, W, C*r*r]`.
+    r: upscale factor.
+
+  Returns:
+    `[B, H*r, W*r, C]`.
+  """
+  b, h, w, crr = x.shape
+  if crr % (r * r):
+    raise ValueError(f"pixel_shuffle: channels {crr} not divisible by {r}*{r}")
+  c = crr // (r * r)
+  x = x.reshape(b, h, w, c, r, r)
+  x = x.transpose(0, 1, 4, 2, 5, 3)  # [B, H, i, W, j, C]
+  return x.reshape(b, h * r, w * r, c)
+
+
+def pixel_unshuffle(x: jax.Array, r: int) -> jax.Array:
+  """BasicSR `pixel_unshuffle(x, r)` in NHWC; the inverse of `pixel_shuffle`.
+
+  Args:
+    x: `[B, H*r, W*r, C]`.
+    r: downscale factor.
+
+  Returns:
+    `[B, H, W, C*r*r]` with channel index `c*r*r + i*r + j`.
+  """
+  b, hr, wr, c = x.shape
+  if hr % r or wr % r:
+    raise ValueError(f"pixel_unshuffle: spatial size {hr}x{wr} not divisible by {r}")
+  h, w = hr // r, wr // r
+  x = x.reshape(b, h, r, w, r, c)
+  x = x.transpose(0, 1, 3, 5, 2, 4)  # [B, H, W, C, i, j]
+  return x.reshape(b, h, w, c * r * r)
+
+
+def upsample_bilinear(x: jax.Array, scale: int) -> jax.Array:
+  """PyTorch `F.interpolate(mode='bilinear', align_corners=False)` upsampling by `scale`.
+
+  Half-pixel centres with edge clamping; for upsampling this equals `jax.image.resize`
+  'bilinear' (out-of-range taps get zero weight and the rest are renormalised).
+
+  Args:
+    x: `[B, H, W, C]`.
+    scale: integer factor >= 1.
+
+  Returns:
+    `[B, H*scale, W*scale, C]`.
+  """
+  b, h, w, c = x.shape
+  return jax.image.resize(x, (b, h * scale, w * scale, c), "bilinear", antialias=False)
+
+
+def upsample_nearest(x: jax.Array, scale: int) -> jax.Array:
+  """PyTorch `F.interpolate(mode='nearest')` by an integer factor: `[B, H, W, C]` ->
+  `[B, H*scale, W*scale, C]`."""
+  return jnp.repeat(jnp.repeat(x, scale, axis=1), scale, axis=2)
+
+
+class ResidualBlockNoBN(nn.Module):
+  """BasicSR `ResidualBlockNoBN`: x + res_scale * conv2(relu(conv1(x))).
+
+  Attributes:
+    num_feat: channels C of input and output `[B, H, W, C]`.
+    res_scale: residual scale.
+    init_scale: see `Conv2d` (BasicSR: 0.1, or None when `pytorch_init=True`).
+    dtype: computation dtype.
+    param_dtype: parameter dtype.
+  """
+  num_feat: int = 64
+  res_scale: float = 1.0
+  init_scale: Optional[float] = 0.1
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    conv = lambda name: Conv2d(self.num_feat, init_scale=self.init_scale, dtype=self.dtype,
+                               param_dtype=self.param_dtype, name=name)
+    out = conv("conv2")(nn.relu(conv("conv1")(x)))
+    return x + out * self.res_scale

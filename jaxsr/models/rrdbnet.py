@@ -1,0 +1,122 @@
+"""RRDBNet (BasicSR `basicsr/archs/rrdbnet_arch.py`), the ESRGAN generator.
+
+Submodules (BasicSR names): conv_first, body_0..body_{num_block-1} (each an RRDB with rdb1,
+rdb2, rdb3, each with conv1..conv5), conv_body, conv_up1, conv_up2, conv_hr, conv_last.
+Weight import rule: see `layers`.
+
+The trunk always upsamples x4 (two nearest x2 + conv); scales 2 and 1 first pixel-unshuffle
+the input by 2 and 4. Scale 3 cannot be expressed by this architecture.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxsr.models import layers
+
+Dtype = Any
+
+_LRELU_SLOPE = 0.2
+_RESIDUAL_SCALE = 0.2
+
+
+def _lrelu(x: jax.Array) -> jax.Array:
+  return nn.leaky_relu(x, negative_slope=_LRELU_SLOPE)
+
+
+class ResidualDenseBlock(nn.Module):
+  """Five densely connected convs; returns x + 0.2 * conv5(...). `[B, H, W, num_feat]`.
+
+  BasicSR initialises these convs with kaiming normal * 0.1 and zero bias.
+  """
+  num_feat: int = 64
+  num_grow_ch: int = 32
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    conv = lambda features, name: layers.Conv2d(
+        features, init_scale=0.1, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    feats = [x]
+    for i in range(1, 5):
+      feats.append(_lrelu(conv(self.num_grow_ch, f"conv{i}")(jnp.concatenate(feats, -1))))
+    x5 = conv(self.num_feat, "conv5")(jnp.concatenate(feats, -1))
+    return x5 * _RESIDUAL_SCALE + x
+
+
+class RRDB(nn.Module):
+  """Residual in residual dense block: x + 0.2 * rdb3(rdb2(rdb1(x))). `[B, H, W, num_feat]`."""
+  num_feat: int = 64
+  num_grow_ch: int = 32
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    out = x
+    for name in ("rdb1", "rdb2", "rdb3"):
+      out = ResidualDenseBlock(self.num_feat, self.num_grow_ch, dtype=self.dtype,
+                               param_dtype=self.param_dtype, name=name)(out)
+    return out * _RESIDUAL_SCALE + x
+
+
+class RRDBNet(nn.Module):
+  """ESRGAN generator. Default (num_feat=64, num_block=23, num_grow_ch=32) has 16.7M params.
+
+  Attributes:
+    scale: upscale factor, one of `SUPPORTED_SCALES` (1 and 2 via pixel-unshuffle).
+    num_in_ch: input channels.
+    num_out_ch: output channels.
+    num_feat: feature channels.
+    num_block: RRDB blocks.
+    num_grow_ch: growth channels of the dense blocks.
+    dtype: computation dtype; the output is float32.
+    param_dtype: parameter dtype.
+  """
+  SUPPORTED_SCALES = (1, 2, 4)
+
+  scale: int = 4
+  num_in_ch: int = 3
+  num_out_ch: int = 3
+  num_feat: int = 64
+  num_block: int = 23
+  num_grow_ch: int = 32
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def __post_init__(self):
+    layers.check_scale(type(self).__name__, self.scale, self.SUPPORTED_SCALES)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Super-resolves `x`.
+
+    Args:
+      x: `[B, H, W, num_in_ch]` in [0, 1]; H and W divisible by 4 // scale.
+      train: unused (no BatchNorm); kept for a uniform model signature.
+
+    Returns:
+      `[B, H*scale, W*scale, num_out_ch]` float32, not clipped.
+    """
+    del train
+    # BasicSR leaves these convs at PyTorch's default init.
+    conv = lambda features, name: layers.Conv2d(
+        features, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+
+    if self.scale < 4:
+      x = layers.pixel_unshuffle(x, 4 // self.scale)
+    feat = conv(self.num_feat, "conv_first")(x)
+    body = feat
+    for i in range(self.num_block):
+      body = RRDB(self.num_feat, self.num_grow_ch, dtype=self.dtype,
+                  param_dtype=self.param_dtype, name=f"body_{i}")(body)
+    feat = feat + conv(self.num_feat, "conv_body")(body)
+
+    for name in ("conv_up1", "conv_up2"):
+      feat = _lrelu(conv(self.num_feat, name)(layers.upsample_nearest(feat, 2)))
+    out = conv(self.num_out_ch, "conv_last")(_lrelu(conv(self.num_feat, "conv_hr")(feat)))
+    return out.astype(jnp.float32)

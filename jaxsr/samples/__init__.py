@@ -1,0 +1,7 @@
+"""Paths to the sample images shipped with the package (see README.md here)."""
+
+import os
+
+SAMPLES_DIR = os.path.dirname(os.path.abspath(__file__))
+TRAIN_DIR = os.path.join(SAMPLES_DIR, "train")  # 30 T91 images.
+VAL_DIR = os.path.join(SAMPLES_DIR, "val")  # Set5 HR.

@@ -1,0 +1,178 @@
+"""`train_and_evaluate(config, workdir)`: the PSNR-oriented training loop, read top to bottom.
+
+Stages: validate config -> mesh, model, optimizer, state -> restore (or init_from) -> input
+pipeline at the restored position -> compile -> loop (step, log, validate, checkpoint) -> final
+checkpoint. A non-finite metric stops the run before any checkpoint of the bad state is written.
+"""
+
+import os
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from absl import logging
+from clu import metric_writers
+import jax
+import ml_collections
+import numpy as np
+
+from jaxsr import builders
+from jaxsr import checkpointing
+from jaxsr import config_base
+from jaxsr import evaluate
+from jaxsr import losses
+from jaxsr import sharding
+from jaxsr import state as state_lib
+from jaxsr import steps
+from jaxsr.data import input_pipeline
+
+
+class NonFiniteError(FloatingPointError):
+  """A loss or metric became NaN/Inf; the message names the term and the step."""
+
+
+def check_finite(step_metrics: List[Dict[str, np.ndarray]], first_step: int) -> None:
+  """Raises NonFiniteError naming the first non-finite term and its step."""
+  for offset, values in enumerate(step_metrics):
+    for name, value in values.items():
+      if not np.all(np.isfinite(value)):
+        raise NonFiniteError(
+            f"Non-finite {name}={value} at step {first_step + offset + 1}; stopping without "
+            "saving this state (the last good checkpoint is kept).")
+
+
+class Progress:
+  """Steps/s and ETA between log points, for the console progress line."""
+
+  def __init__(self, start_step: int, num_steps: int):
+    self.num_steps = num_steps
+    self.last_step, self.last_time = start_step, time.perf_counter()
+
+  def update(self, step: int) -> Dict[str, float]:
+    now = time.perf_counter()
+    rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+    self.last_step, self.last_time = step, now
+    return {"steps_per_s": rate, "eta_s": (self.num_steps - step) / max(rate, 1e-9)}
+
+
+def _format_progress(step: int, total: int, means: Dict[str, float], speed: Dict[str, float]) -> str:
+  eta = int(speed["eta_s"])
+  terms = " ".join(f"{k}={v:.4g}" for k, v in sorted(means.items()))
+  return (f"step {step}/{total} | {terms} | {speed['steps_per_s']:.2f} steps/s | "
+          f"ETA {eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s")
+
+
+def restore_or_init(config: ml_collections.ConfigDict, manager,
+                    fresh_state: state_lib.TrainState) -> Tuple[state_lib.TrainState, int]:
+  """Resumes from the latest checkpoint, else loads `config.init_from` params, else fresh."""
+  abstract = checkpointing.abstract_like(fresh_state)
+  latest = manager.latest_step()
+  if latest is not None:
+    state, data_state = checkpointing.restore(manager, latest, abstract)
+    logging.info("Resumed from step %d (input position %s)", latest, data_state)
+    return state, int(data_state["next_step"])
+  if config.init_from:
+    source = checkpointing.create_manager(config.init_from, read_only=True)
+    step = checkpointing.resolve_step(source, "latest")
+    restored, _ = checkpointing.restore(source, step, abstract)
+    logging.info("Initialised params from %s step %d", config.init_from, step)
+    params = restored.ema_params if config.ema_decay else restored.params
+    return fresh_state.replace(params=params, ema_params=params), 0
+  return fresh_state, 0
+
+
+def _save_on_interrupt(manager, state, pending, flushed_to) -> None:
+  """On Ctrl-C / preemption, keeps what was trained: saves the last finite state."""
+  try:
+    done = int(jax.device_get(state.step))
+    check_finite(jax.device_get(pending), flushed_to)
+  except (RuntimeError, NonFiniteError) as e:  # Donated mid-step, or not finite.
+    logging.warning("Interrupted; state not saved (%s)", e)
+    return
+  if done > (manager.latest_step() or 0):
+    checkpointing.save(manager, done, state, input_pipeline.input_state(done))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainState:
+  """Trains `config.model` on `config.data.train`, validating and checkpointing in `workdir`."""
+  # --- Config and devices.
+  config_base.validate(config, jax.device_count())
+  model = builders.model_from_config(config)
+  if not builders.has_params(model, config):
+    raise ValueError(f"Model '{config.model.name}' has no parameters to train; "
+                     "use --mode=eval to evaluate it.")
+  mesh = sharding.create_mesh()
+  is_chief = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  if is_chief:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+  # --- Data first: a source with no usable image fails here, before anything compiles.
+  val_sets = evaluate.load_eval_sets(config.eval.datasets, config.scale, config.data.data_dir)
+
+  # --- Model, optimizer, state; resume where a checkpoint exists.
+  tx, schedule = builders.optimizer_from_config(config)
+  manager = checkpointing.create_manager(workdir, keep=config.keep_checkpoints)
+  state, start_step = restore_or_init(config, manager,
+                                      builders.build_state(config, model, tx, mesh))
+  train_iter = input_pipeline.create_train_iter(
+      config, start_step=start_step, process_index=jax.process_index(),
+      process_count=jax.process_count())
+
+  # --- Compile the step: batch split over `data`, state replicated and donated.
+  train_step = jax.jit(
+      steps.make_psnr_train_step(builders.make_apply_fn(model), tx, losses.pixel_loss(config.loss.pixel),
+                                 config.loss.pixel_weight, config.ema_decay, schedule),
+      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+      donate_argnums=(0,))
+  sr_fn = evaluate.make_sr_fn(builders.make_apply_fn(model))
+
+  # --- Loop.
+  logging.info("Training %s x%d from step %d to %d", config.model.name, config.scale,
+               start_step, config.num_train_steps)
+  progress = Progress(start_step, config.num_train_steps)
+  pending: List[Dict[str, Any]] = []  # Device metrics since the last flush.
+  flushed_to = start_step
+
+  def flush(step: int) -> Dict[str, float]:
+    nonlocal pending, flushed_to
+    host = jax.device_get(pending)
+    check_finite(host, flushed_to)
+    means = {k: float(np.mean([m[k] for m in host])) for k in host[0]} if host else {}
+    pending, flushed_to = [], step
+    return means
+
+  step = start_step
+  try:
+    for step in range(start_step + 1, config.num_train_steps + 1):
+      batch = sharding.to_global(next(train_iter), mesh)
+      state, step_metrics = train_step(state, batch)
+      pending.append(step_metrics)
+      is_last = step == config.num_train_steps
+
+      if step % config.log_every_steps == 0 or is_last:
+        means = flush(step)
+        speed = progress.update(step)
+        writer.write_scalars(step, {**{f"train/{k}": v for k, v in means.items()}, **speed})
+        logging.info(_format_progress(step, config.num_train_steps, means, speed))
+
+      val_metrics: Optional[Dict[str, float]] = None
+      if val_sets and (step % config.eval_every_steps == 0 or is_last):
+        flush(step)
+        params = state.ema_params if (config.ema_decay and config.eval.use_ema) else state.params
+        val_metrics = evaluate.validate(sr_fn, params, val_sets, config.scale, step, writer,
+                                        workdir, config.eval.num_samples, is_chief)
+
+      if step % config.checkpoint_every_steps == 0 or is_last:
+        flush(step)
+        checkpointing.save(manager, step, state, input_pipeline.input_state(step), val_metrics)
+      writer.flush()
+  except KeyboardInterrupt:
+    _save_on_interrupt(manager, state, pending, flushed_to)
+    raise
+  finally:
+    writer.close()
+  manager.close()
+  return state

@@ -1,0 +1,43 @@
+"""jaxsr: single-image super-resolution in JAX (Flax Linen, optax, orbax, tf.data)."""
+
+import re
+
+from setuptools import find_packages, setup
+
+with open("jaxsr/__init__.py") as f:
+  VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+JAX = "jax>=0.10,<0.11"
+
+setup(
+    name="jaxsr",
+    version=VERSION,
+    description="Super-resolution (PSNR and GAN) training and evaluation in JAX.",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["jaxsr", "jaxsr.*"]),
+    package_data={"jaxsr.samples": ["README.md", "train/*.png", "val/*.png"]},
+    install_requires=[
+        JAX,
+        "flax>=0.12,<0.13",
+        "optax>=0.2.5,<0.3",
+        "orbax-checkpoint>=0.12,<0.13",
+        "tensorflow-cpu>=2.20,<2.22",
+        "tensorflow-datasets>=4.9.9,<5",
+        "importlib_resources>=6",  # tfds needs it to prepare datasets, but does not declare it.
+        "tensorboard>=2.20,<2.22",  # clu's TensorBoard writer imports it.
+        "absl-py>=2.1,<3",
+        "ml-collections>=1.0,<2",
+        "clu>=0.0.12,<0.1",
+        "numpy>=1.26,<3",
+        "pillow>=10,<14",
+        "scipy>=1.11,<2",
+    ],
+    extras_require={
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
+        "gpu": ["jax[cuda12]>=0.10,<0.11"],
+        "tpu": ["jax[tpu]>=0.10,<0.11"],
+    },
+)

@@ -1,0 +1,77 @@
+"""The same train step on 1 CPU device and on 2 / 4 fake CPU devices (batch sharded over `data`)."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from jaxsr import checkpointing
+from jaxsr import train
+
+from tests import utils
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MULTI_DEVICE_SCRIPT = """
+import sys
+sys.path.insert(0, {repo!r})
+import jax
+import numpy as np
+from jaxsr import sharding, train
+from tests import utils
+assert jax.device_count() == {n}, jax.devices()
+mesh = sharding.create_mesh()
+assert mesh.shape == {{'data': {n}}}
+config = utils.tiny_config({train_dir!r})
+config.num_train_steps, config.checkpoint_every_steps = 3, 3
+state = train.train_and_evaluate(config, {workdir!r})
+assert len(state.params['conv_first']['kernel'].sharding.device_set) == {n}
+np.savez({out!r}, *jax.tree.leaves(jax.device_get(state.params)))
+"""
+
+
+def final_params(workdir):
+  manager = checkpointing.create_manager(str(workdir), read_only=True)
+  restored = manager.restore(3, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return jax.device_get(restored["state"]["params"])
+
+
+@pytest.mark.parametrize("num_devices", [2, 4])
+def test_multi_device_training_matches_single_device(tmp_path, num_devices):
+  train_dir = utils.make_image_folder(tmp_path / "train", count=5, size=(32, 32), seed=3)
+  config = utils.tiny_config(train_dir)
+  config.num_train_steps, config.checkpoint_every_steps = 3, 3
+  train.train_and_evaluate(config, str(tmp_path / "one"))
+
+  script = MULTI_DEVICE_SCRIPT.format(repo=REPO, n=num_devices, train_dir=train_dir,
+                                      workdir=str(tmp_path / "many"),
+                                      out=str(tmp_path / "many.npz"))
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={num_devices}")
+  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-4000:]
+
+  one = jax.tree.leaves(final_params(tmp_path / "one"))
+  with np.load(tmp_path / "many.npz") as saved:
+    many = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+  assert len(one) == len(many)
+  for a, b in zip(one, many):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_batch_not_divisible_by_devices_fails_before_compile(tmp_path):
+  train_dir = utils.make_image_folder(tmp_path / "train", count=3, size=(32, 32))
+  config = utils.tiny_config(train_dir)
+  config.batch_size = 3
+  script = ("import sys; sys.path.insert(0, %r)\nfrom jaxsr import train\nfrom tests import utils\n"
+            "c = utils.tiny_config(%r); c.batch_size = 3\ntrain.train_and_evaluate(c, %r)\n"
+            % (REPO, train_dir, str(tmp_path / "w")))
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+  assert result.returncode != 0
+  assert "batch_size=3 is not divisible by the 2 devices" in result.stderr
+  assert not os.path.exists(tmp_path / "w" / "checkpoints")
