@@ -15,7 +15,7 @@ def get_config():
   c = config_base.base_config()
   c.scale = 2
   c.batch_size = 16
-  c.num_train_steps = 1500
+  c.num_train_steps = 1000
   c.log_every_steps = 50
   c.eval_every_steps = 500
   c.checkpoint_every_steps = 500

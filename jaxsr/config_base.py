@@ -36,7 +36,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.train = ""  # folder:<dir> | paired:<lr_dir>:<hr_dir> | tfds:<name>[:<split>]
   c.data.data_dir = ""  # tensorflow-datasets data_dir ('' = tfds default).
-  c.data.gt_size = 128  # HR training patch side (a multiple of scale).
+  c.data.gt_size = 96  # HR training patch side (a multiple of scale; 96 suits x2, x3, x4).
   c.data.use_flip = True
   c.data.use_rot = True
   c.data.cache = False  # Keep decoded training images in memory.

@@ -1,7 +1,9 @@
 """PSNR / SSIM as SR papers report them (BasicSR `basicsr/metrics/psnr_ssim.py`).
 
 `psnr` and `ssim` run on the host in float64 numpy on 8-bit images `[H, W, 3]` (uint8, or
-floats in [0, 255]); `batch_psnr` is a jit-friendly JAX PSNR for training logs.
+floats in [0, 255]), or on single-channel images `[H, W]` which are compared as they are (the
+MATLAB evaluation scripts of EDSR/RCAN do so for grayscale files, e.g. Set14 `bridge`);
+`batch_psnr` is a jit-friendly JAX PSNR for training logs.
 """
 
 import jax
@@ -16,6 +18,11 @@ _SSIM_C1 = (0.01 * 255.0)**2
 _SSIM_C2 = (0.03 * 255.0)**2
 
 
+def to_gray_uint8(rgb) -> np.ndarray:
+  """uint8 RGB `[H, W, 3]` -> uint8 gray `[H, W]` as MATLAB `rgb2gray` (rounded)."""
+  return to_uint8(color.rgb_to_gray(np.asarray(rgb, np.float64) / 255.0))
+
+
 def to_uint8(x) -> np.ndarray:
   """Float image in [0, 1] -> uint8 as BasicSR `tensor2img`: clip, then `(x * 255).round()`."""
   x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
@@ -23,11 +30,14 @@ def to_uint8(x) -> np.ndarray:
 
 
 def _prepare(image, crop_border, test_y_channel):
-  """8-bit RGB `[H, W, 3]` -> float64 `[H - 2b, W - 2b, C]` in [0, 255] (C = 1 for Y)."""
+  """8-bit RGB `[H, W, 3]` (or gray `[H, W]`) -> float64 `[H - 2b, W - 2b, C]` in [0, 255]
+  (C = 1 for Y or gray)."""
   image = np.asarray(image, np.float64)
+  if image.ndim == 2:
+    image = image[..., None]
   if crop_border:
     image = image[crop_border:-crop_border, crop_border:-crop_border]
-  if test_y_channel:
+  if test_y_channel and image.shape[-1] == 3:
     image = color.rgb_to_y(image / 255.0)[..., None] * 255.0
   return image
 

@@ -214,10 +214,12 @@ def test_eval_images_and_pairs(tmp_path, caplog):
   with caplog.at_level(logging.WARNING):
     loaded = input_pipeline.load_eval_images(f"folder:{tmp_path}")
   assert any("broken.png" in r.getMessage() for r in caplog.records)
-  assert [name for name, _ in loaded] == ["a", "b", "c/d"]
-  for name, image in loaded:
+  assert [image.name for image in loaded] == ["a", "b", "c/d"]
+  for name, image, grayscale in loaded:
     np.testing.assert_array_equal(image, images[names.index(name)])
-  assert [name for name, _ in input_pipeline.load_eval_images(str(tmp_path))] == ["a", "b", "c/d"]
+    assert not grayscale
+  bare = input_pipeline.load_eval_images(str(tmp_path))
+  assert [image.name for image in bare] == ["a", "b", "c/d"]
 
   hr = images[0]
   for scale in (2, 3, 4):

@@ -263,7 +263,8 @@ def test_tfds_sources_load_offline_from_data_dir(tmp_path, caplog):
   (image,) = sources.read_images(images.hr)
   np.testing.assert_array_equal(image, expected)
   # Eval: a bare tfds name, its test split by default.
-  loaded = dict(input_pipeline.load_eval_images("jaxsr_test_images16", data_dir))
+  loaded = {image.name: image.hr
+            for image in input_pipeline.load_eval_images("jaxsr_test_images16", data_dir)}
   assert sorted(loaded) == ["000000", "000001"]  # No patch size: the 6x6 image is kept.
   np.testing.assert_array_equal(loaded[images.hr[0].name], expected)
 

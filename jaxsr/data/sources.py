@@ -44,6 +44,7 @@ _PIL_MODE_NAMES = {"1": "1-bit", "L": "grayscale", "LA": "grayscale+alpha", "P":
                    "YCbCr": "YCbCr", "I": "32-bit integer", "I;16": "16-bit grayscale",
                    "I;16B": "16-bit grayscale", "I;16L": "16-bit grayscale",
                    "I;16N": "16-bit grayscale"}
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
 _MAX_SCAN_THREADS = 16
 
 
@@ -55,6 +56,7 @@ class ImageEntry:
   data: bytes
   height: int
   width: int
+  grayscale: bool = False  # The file itself is single-channel (converted to RGB here).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,7 +351,8 @@ def _check_image(name: str, path: str, data: Optional[bytes], min_size: int) -> 
     return skip(f"decodes to {decoded_shape[1]}x{decoded_shape[0]}, header says "
                 f"{width}x{height}")
   conversion = None if conversion == "" else conversion
-  return _Checked(path or name, ImageEntry(name, path, data, height, width), conversion=conversion)
+  entry = ImageEntry(name, path, data, height, width, grayscale=image.mode in _GRAY_MODES)
+  return _Checked(path or name, entry, conversion=conversion)
 
 
 def _first_line(error: Exception) -> str:

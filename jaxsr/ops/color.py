@@ -18,6 +18,8 @@ _YCBCR_TO_RGB = np.array([[0.00456621, 0.00456621, 0.00456621],
                           [0.0, -0.00153632, 0.00791071],
                           [0.00625893, -0.00318811, 0.0]]) * 255.0
 _RGB_OFFSET = np.array([-222.921, 135.576, -276.836]) / 255.0
+# MATLAB `rgb2gray` weights (BT.601 luma, full swing, no offset).
+_RGB_TO_GRAY = np.array([[0.298936021293775], [0.587043074451121], [0.114020904255103]])
 
 
 def _like(x, constant):
@@ -45,3 +47,9 @@ def rgb_to_ycbcr(x):
 def ycbcr_to_rgb(x):
   """MATLAB `ycbcr2rgb`: float YCbCr `[..., 3]` in [0, 1] -> RGB `[..., 3]` (not clipped)."""
   return _mix_channels(x, _YCBCR_TO_RGB, _RGB_OFFSET)
+
+
+def rgb_to_gray(x):
+  """MATLAB `rgb2gray`: float RGB `[..., 3]` in [0, 1] -> gray `[...]` in [0, 1]."""
+  return _mix_channels(x, _RGB_TO_GRAY, np.zeros(1))[..., 0]
+

@@ -1,0 +1,78 @@
+"""Evaluation: the bicubic model through the evaluation code reproduces BasicSR's golden
+Y-PSNR/SSIM; grayscale files are measured on their channel; dataset names; sample grids."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxsr import builders
+from jaxsr import config_base
+from jaxsr import evaluate
+from jaxsr import metrics
+from jaxsr.data import input_pipeline
+
+CASES = ("bird", "butterfly", "head")
+
+
+def bicubic_sr_fn(scale):
+  config = config_base.base_config()
+  config.model.name, config.scale = "bicubic", scale
+  return evaluate.make_sr_fn(builders.make_apply_fn(builders.model_from_config(config)))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_model_matches_basicsr_golden_metrics(data_dir, scale):
+  golden = np.load(data_dir / "metrics_golden.npz")
+  pairs = []
+  for case in CASES:
+    key = f"{case}_bicubic_x{scale}"
+    if f"{key}/hr" not in golden.files:
+      continue
+    # The golden SR is BasicSR's bicubic down then up without 8-bit rounding of the LR.
+    lr, hr = input_pipeline.make_eval_pair(golden[f"{key}/hr"], scale, quantize=False)
+    pairs.append((key, evaluate.EvalPair(case, lr, hr)))
+  assert pairs, "no golden case for this scale"
+  summary, _ = evaluate.evaluate_set(bicubic_sr_fn(scale), {}, [p for _, p in pairs], scale)
+  for (key, _), result in zip(pairs, summary["images"]):
+    assert result["psnr_y"] == pytest.approx(float(golden[f"{key}/psnr_y"]), abs=1e-3)
+    assert result["ssim_y"] == pytest.approx(float(golden[f"{key}/ssim_y"]), abs=1e-4)
+
+
+def test_grayscale_file_is_measured_on_its_channel(tmp_path):
+  rng = np.random.default_rng(0)
+  gray = (rng.random((24, 24)) * 255).astype(np.uint8)
+  Image.fromarray(gray, mode="L").save(tmp_path / "g.png")
+  Image.fromarray(np.repeat(gray[..., None], 3, -1)).save(tmp_path / "rgb_of_gray.png")
+  sets = evaluate.load_eval_sets(f"folder:{tmp_path}", scale=2)
+  (name, pairs), = sets.items()
+  assert [(p.name, p.grayscale) for p in pairs] == [("g", True), ("rgb_of_gray", False)]
+  sr = np.clip(pairs[0].hr.astype(int) + rng.integers(-9, 10, pairs[0].hr.shape), 0,
+               255).astype(np.uint8)
+  on_gray = evaluate.image_metrics(sr, pairs[0].hr, 2, grayscale=True)
+  on_y = evaluate.image_metrics(sr, pairs[0].hr, 2, grayscale=False)
+  expected = metrics.psnr(metrics.to_gray_uint8(sr), pairs[0].hr[..., 0], crop_border=2)
+  assert on_gray["psnr_y"] == pytest.approx(expected)
+  # Y squeezes [0, 255] into [16, 235]: the same error reads 20*log10(255/219) dB better on Y.
+  assert on_y["psnr_y"] - on_gray["psnr_y"] == pytest.approx(20 * np.log10(255 / 219), abs=0.1)
+
+
+@pytest.mark.parametrize("spec,name", [
+    ("folder:/data/Set5/HR", "Set5"), ("folder:/data/Set14/", "Set14"),
+    ("folder:/data/urban", "urban"), ("tfds:div2k/bicubic_x4:validation", "div2k_bicubic_x4"),
+])
+def test_dataset_names(spec, name):
+  assert evaluate.dataset_name(spec) == name
+
+
+def test_sample_grid_layout():
+  rng = np.random.default_rng(1)
+  pairs, srs = [], []
+  for size in (20, 28):
+    hr = (rng.random((size, size + 4, 3)) * 255).astype(np.uint8)
+    lr, hr = input_pipeline.make_eval_pair(hr, 2)
+    pairs.append(evaluate.EvalPair("x", lr, hr))
+    srs.append(hr)
+  grid = evaluate.sample_grid(pairs, srs, scale=2)
+  assert grid.shape == (2 * 20, 4 * 20, 3) and grid.dtype == np.uint8
+  # The last column of the first row is the centre crop of its HR.
+  np.testing.assert_array_equal(grid[:20, 60:], pairs[0].hr[0:20, 2:22])
