@@ -35,8 +35,10 @@ def create_manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.
   options = ocp.CheckpointManagerOptions(
       best_fn=_best_value, best_mode="max", preservation_policy=policy, create=not read_only,
       read_only=read_only, enable_async_checkpointing=False)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), item_names=("state", "data"),
-                               options=options)
+  return ocp.CheckpointManager(
+      checkpoint_dir(workdir), options=options,
+      item_handlers={"state": ocp.StandardCheckpointHandler(),
+                     "data": ocp.JsonCheckpointHandler()})
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: Dict[str, Any],
@@ -76,6 +78,16 @@ def restore(manager: ocp.CheckpointManager, step: int,
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
   return restored["state"], restored["data"]
+
+
+def restore_on_this_host(manager: ocp.CheckpointManager, step: int,
+                         sharding: jax.sharding.Sharding) -> Tuple[Any, Dict[str, Any]]:
+  """Restores (state as saved, data_state) at `step` without a model: every array is placed
+  with `sharding`, whatever topology saved it (a TPU pod checkpoint on one CPU, say)."""
+  metadata = manager.item_metadata(step)["state"]
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                        metadata)
+  return restore(manager, step, target)
 
 
 def abstract_like(tree: Any) -> Any:

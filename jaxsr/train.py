@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from absl import logging
 from clu import metric_writers
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -61,6 +62,22 @@ def _format_progress(step: int, total: int, means: Dict[str, float], speed: Dict
           f"ETA {eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s")
 
 
+def load_init_params(workdir: str, like: Any) -> Any:
+  """The EMA params (equal to the params when that run kept no EMA) of the latest checkpoint in
+  `workdir`, placed like `like`. The rest of that run's state (optimizer...) may differ."""
+  source = checkpointing.create_manager(workdir, read_only=True)
+  step = checkpointing.resolve_step(source, "latest")
+  saved, _ = checkpointing.restore_on_this_host(source, step, jax.tree.leaves(like)[0].sharding)
+  params = saved["ema_params"]
+  signature = lambda tree: (jax.tree.structure(tree),
+                            [(x.shape, x.dtype) for x in jax.tree.leaves(tree)])
+  if signature(params) != signature(like):
+    raise ValueError(f"init_from={workdir} step {step}: its parameters do not fit this model "
+                     f"(shapes/dtypes differ); check model.* and scale.")
+  logging.info("Initialised params from %s step %d", workdir, step)
+  return params
+
+
 def restore_or_init(config: ml_collections.ConfigDict, manager,
                     fresh_state: state_lib.TrainState) -> Tuple[state_lib.TrainState, int]:
   """Resumes from the latest checkpoint, else loads `config.init_from` params, else fresh."""
@@ -71,12 +88,9 @@ def restore_or_init(config: ml_collections.ConfigDict, manager,
     logging.info("Resumed from step %d (input position %s)", latest, data_state)
     return state, int(data_state["next_step"])
   if config.init_from:
-    source = checkpointing.create_manager(config.init_from, read_only=True)
-    step = checkpointing.resolve_step(source, "latest")
-    restored, _ = checkpointing.restore(source, step, abstract)
-    logging.info("Initialised params from %s step %d", config.init_from, step)
-    params = restored.ema_params if config.ema_decay else restored.params
-    return fresh_state.replace(params=params, ema_params=params), 0
+    params = load_init_params(config.init_from, fresh_state.params)
+    # Separate buffers: the train step donates both trees.
+    return fresh_state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params)), 0
   return fresh_state, 0
 
 

@@ -6,10 +6,10 @@ import sys
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from jaxsr import checkpointing
+from jaxsr import sharding
 from jaxsr import train
 
 from tests import utils
@@ -36,8 +36,9 @@ np.savez({out!r}, *jax.tree.leaves(jax.device_get(state.params)))
 
 def final_params(workdir):
   manager = checkpointing.create_manager(str(workdir), read_only=True)
-  restored = manager.restore(3, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return jax.device_get(restored["state"]["params"])
+  state, _ = checkpointing.restore_on_this_host(
+      manager, 3, sharding.replicated(sharding.create_mesh()))
+  return jax.device_get(state["params"])
 
 
 @pytest.mark.parametrize("num_devices", [2, 4])

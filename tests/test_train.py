@@ -10,11 +10,11 @@ import time
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
 from jaxsr import checkpointing
+from jaxsr import sharding
 from jaxsr import evaluate
 from jaxsr import metrics
 from jaxsr import train
@@ -35,9 +35,9 @@ def saved_state(workdir, step=None):
   """The raw saved state pytree (numpy) and data state of a checkpoint."""
   manager = checkpointing.create_manager(str(workdir), read_only=True)
   step = manager.latest_step() if step is None else step
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(), data=ocp.args.JsonRestore()))
-  return jax.device_get(restored["state"]), restored["data"]
+  state, data = checkpointing.restore_on_this_host(
+      manager, step, sharding.replicated(sharding.create_mesh()))
+  return jax.device_get(state), data
 
 
 def assert_trees_equal(a, b):
@@ -169,3 +169,18 @@ def test_eval_of_missing_checkpoint_step_is_an_error(folders, tmp_path):
   config.eval.checkpoint = "5"
   with pytest.raises(ValueError, match="No checkpoint at step 5"):
     evaluate.evaluate(config, workdir)
+
+
+def test_init_from_loads_ema_params_and_rejects_another_architecture(folders, tmp_path):
+  train_dir, _ = folders
+  config = utils.tiny_config(train_dir)
+  source = str(tmp_path / "source")
+  trained = train.train_and_evaluate(config, source)
+  config.init_from, config.num_train_steps = source, 1
+  config.optim.learning_rate = 0.0  # The first step then keeps the initial params.
+  started = train.train_and_evaluate(config, str(tmp_path / "child"))
+  assert_trees_equal(jax.device_get(started.params), jax.device_get(trained.ema_params))
+  assert int(started.step) == 1
+  config.model.num_feat = 8
+  with pytest.raises(ValueError, match="do not fit this model"):
+    train.train_and_evaluate(config, str(tmp_path / "other"))
