@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsr.ops import conv as conv_ops
+
 Dtype = Any
 
 _SEQUENTIAL_ENTRY = re.compile(r"(^|\.)([A-Za-z_]\w*)\.(\d+)(?=\.|$)")
@@ -111,11 +113,7 @@ class Conv2d(nn.Module):
                         self.param_dtype)
     bias = self.param("bias", bias_init, (self.features,), self.param_dtype)
     x, kernel, bias = flax_dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    pad = k // 2
-    y = jax.lax.conv_general_dilated(
-        x, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + bias
+    return conv_ops.conv2d_same(x, kernel) + bias
 
 
 def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:

@@ -1,0 +1,125 @@
+"""Tests for jaxsr.ops.conv: values and gradients equal XLA's convolution and its autodiff."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsr.ops import conv
+
+
+def _lax_conv(x, kernel):
+  pad = kernel.shape[0] // 2
+  return jax.lax.conv_general_dilated(
+      x, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _inputs(x_shape, kernel_shape, dtype=jnp.float32):
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal(x_shape, np.float32)
+  kernel = rng.standard_normal(kernel_shape, np.float32)
+  # A non-uniform cotangent: weights every output position differently.
+  dy = rng.standard_normal((*x_shape[:3], kernel_shape[-1]), np.float32)
+  return jnp.asarray(x, dtype), jnp.asarray(kernel, dtype), jnp.asarray(dy, dtype)
+
+
+def _grads(conv_fn, x, kernel, dy):
+  """(dL/dx, dL/dkernel) for L = sum(conv_fn(x, kernel) * dy), under jit."""
+  loss = lambda x, kernel: jnp.sum(conv_fn(x, kernel).astype(jnp.float32) * dy)
+  return jax.jit(jax.grad(loss, argnums=(0, 1)))(x, kernel)
+
+
+def _assert_close(actual, expected, rtol):
+  """Elementwise closeness relative to the largest magnitude of `expected`."""
+  actual, expected = np.asarray(actual, np.float32), np.asarray(expected, np.float32)
+  np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("x_shape, kernel_shape", [
+    ((2, 6, 5, 3), (1, 1, 3, 4)),     # 1x1, odd width
+    ((2, 7, 8, 3), (3, 3, 3, 5)),     # odd height, in != out
+    ((1, 8, 8, 4), (3, 3, 4, 2)),     # out < in
+    ((3, 5, 9, 2), (5, 5, 2, 3)),     # kernel wider than some margins
+    ((1, 11, 10, 2), (9, 9, 2, 3)),   # SRCNN-sized kernel
+])
+def test_forward_and_gradients_match_lax(x_shape, kernel_shape):
+  x, kernel, dy = _inputs(x_shape, kernel_shape)
+  _assert_close(jax.jit(conv.conv2d_same)(x, kernel), _lax_conv(x, kernel), 1e-6)
+  dx, dw = _grads(conv.conv2d_same, x, kernel, dy)
+  dx_ref, dw_ref = _grads(_lax_conv, x, kernel, dy)
+  assert dx.shape == x.shape and dw.shape == kernel.shape
+  _assert_close(dx, dx_ref, 1e-5)
+  _assert_close(dw, dw_ref, 1e-5)
+
+
+# Columns of one image row of x [2, 7, 4, 4] for a 3x3 kernel: B * W * k * k * in float32s.
+_ROW_BYTES = 2 * 4 * 3 * 3 * 4 * 4
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * _ROW_BYTES, 1 << 30])
+def test_filter_grad_chunks_sum_to_full_gradient(chunk_bytes):
+  # One row per chunk; 3 rows per chunk (H = 7 leaves a partial last chunk); a single chunk.
+  x, kernel, dy = _inputs((2, 7, 4, 4), (3, 3, 4, 3))
+  dw = conv.filter_grad_im2col(x, dy, 3, chunk_bytes=chunk_bytes)
+  _, dw_ref = _grads(_lax_conv, x, kernel, dy)
+  _assert_close(dw, dw_ref, 1e-5)
+
+
+def test_bfloat16_gradients_in_input_dtypes():
+  x, kernel, dy = _inputs((2, 9, 8, 4), (3, 3, 4, 6), jnp.bfloat16)
+  y = conv.conv2d_same(x, kernel)
+  assert y.dtype == jnp.bfloat16
+  dx, dw = _grads(conv.conv2d_same, x, kernel, dy)
+  assert dx.dtype == jnp.bfloat16 and dw.dtype == jnp.bfloat16
+  # Reference: float32 autodiff of the same bfloat16 values; bfloat16 has 8 bits of mantissa.
+  f32 = lambda a: a.astype(jnp.float32)
+  dx_ref, dw_ref = _grads(_lax_conv, f32(x), f32(kernel), f32(dy))
+  _assert_close(y, _lax_conv(f32(x), f32(kernel)), 2e-2)
+  _assert_close(dx, dx_ref, 2e-2)
+  _assert_close(dw, dw_ref, 2e-2)
+
+
+def test_mixed_dtypes_promote_and_grads_keep_each_dtype():
+  x, kernel, dy = _inputs((1, 5, 5, 2), (3, 3, 2, 3))
+  x16 = x.astype(jnp.bfloat16)
+  assert conv.conv2d_same(x16, kernel).dtype == jnp.float32
+  dx, dw = _grads(conv.conv2d_same, x16, kernel, dy)
+  assert dx.dtype == jnp.bfloat16 and dw.dtype == jnp.float32
+  _, dw_ref = _grads(_lax_conv, x16.astype(jnp.float32), kernel, dy)
+  _assert_close(dw, dw_ref, 1e-5)
+
+
+def test_second_order_gradient_matches_lax():
+  x, kernel, _ = _inputs((1, 6, 5, 2), (3, 3, 2, 2))
+
+  def grad_norm(conv_fn):
+    def f(kernel):
+      dx = jax.grad(lambda x: jnp.sum(jnp.tanh(conv_fn(x, kernel))))(x)
+      return jnp.sum(dx**2)
+    return jax.jit(jax.grad(f))(kernel)
+
+  _assert_close(grad_norm(conv.conv2d_same), grad_norm(_lax_conv), 1e-4)
+
+
+@pytest.mark.parametrize("platform, num_convs, num_loops", [
+    ("cpu", 2, 1),    # forward + input gradient convs; filter gradient as a loop of matmuls
+    ("cuda", 3, 0),   # XLA's own gradients: three convolutions
+    ("tpu", 3, 0),
+])
+def test_backward_is_chosen_per_lowering_platform(platform, num_convs, num_loops):
+  x, kernel, _ = _inputs((1, 6, 6, 2), (3, 3, 2, 3))
+  train = jax.jit(jax.grad(lambda x, k: jnp.sum(conv.conv2d_same(x, k) ** 2), argnums=(0, 1)))
+  text = train.trace(x, kernel).lower(lowering_platforms=(platform,)).as_text()
+  assert text.count("stablehlo.convolution") == num_convs
+  assert text.count("stablehlo.while") == num_loops
+
+
+@pytest.mark.parametrize("x_shape, kernel_shape", [
+    ((1, 4, 4, 3), (2, 2, 3, 3)),   # even kernel
+    ((1, 4, 4, 3), (3, 1, 3, 3)),   # not square
+    ((1, 4, 4, 2), (3, 3, 3, 3)),   # channel mismatch
+])
+def test_rejects_unsupported_shapes(x_shape, kernel_shape):
+  with pytest.raises(ValueError):
+    conv.conv2d_same(jnp.zeros(x_shape), jnp.zeros(kernel_shape))
