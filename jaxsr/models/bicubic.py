@@ -1,7 +1,5 @@
 """Bicubic: the parameter-free baseline "model" (MATLAB `imresize` bicubic upsampling)."""
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -9,10 +7,8 @@ import jax.numpy as jnp
 from jaxsr.models import layers
 from jaxsr.ops import imresize as imresize_ops
 
-Dtype = Any
 
-
-class Bicubic(nn.Module):
+class Bicubic(layers.SRModel):
   """MATLAB-compatible bicubic upsampling; has no parameters.
 
   Attributes:
@@ -21,14 +17,6 @@ class Bicubic(nn.Module):
     param_dtype: unused (no parameters); kept for a uniform model interface.
   """
   SUPPORTED_SCALES = (1, 2, 3, 4, 8)
-
-  scale: int = 4
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  def __post_init__(self):
-    layers.check_scale(type(self).__name__, self.scale, self.SUPPORTED_SCALES)
-    super().__post_init__()
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

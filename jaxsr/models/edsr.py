@@ -7,18 +7,14 @@ upsample_0, upsample_2, ... for 2^n; upsample_0 for 3), conv_last. Weight import
 """
 
 import math
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxsr.models import layers
 
-Dtype = Any
 
-
-class EDSR(nn.Module):
+class EDSR(layers.SRModel):
   """Enhanced deep residual network; baseline: num_feat=64, num_block=16, res_scale=1.
 
   The full EDSR uses num_feat=256, num_block=32, res_scale=0.1.
@@ -37,7 +33,6 @@ class EDSR(nn.Module):
   """
   SUPPORTED_SCALES = (2, 3, 4, 8)
 
-  scale: int = 4
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64
@@ -45,12 +40,6 @@ class EDSR(nn.Module):
   res_scale: float = 1.0
   img_range: float = 255.0
   rgb_mean: tuple[float, ...] = (0.4488, 0.4371, 0.4040)
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  def __post_init__(self):
-    layers.check_scale(type(self).__name__, self.scale, self.SUPPORTED_SCALES)
-    super().__post_init__()
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -64,8 +53,7 @@ class EDSR(nn.Module):
       `[B, H*scale, W*scale, num_out_ch]` float32, not clipped.
     """
     del train
-    conv = lambda features, name: layers.Conv2d(
-        features, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    conv = self.conv  # PyTorch's default init, as BasicSR.
     mean = jnp.asarray(self.rgb_mean, jnp.float32)
 
     x = (x.astype(jnp.float32) - mean) * self.img_range

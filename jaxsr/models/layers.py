@@ -15,7 +15,7 @@ its name and value. Examples:
 
 import math
 import re
-from typing import Any, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import flax.linen as nn
 from flax.linen import dtypes as flax_dtypes
@@ -114,6 +114,31 @@ class Conv2d(nn.Module):
     bias = self.param("bias", bias_init, (self.features,), self.param_dtype)
     x, kernel, bias = flax_dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     return conv_ops.conv2d_same(x, kernel) + bias
+
+
+class SRModel(nn.Module):
+  """Base of the SR models: the fields every model has, and the scale check at construction.
+
+  Attributes:
+    scale: upscale factor, one of the subclass's `SUPPORTED_SCALES` (ValueError otherwise,
+      raised when the module is built, before any tracing).
+    dtype: computation dtype; models return float32.
+    param_dtype: parameter dtype.
+  """
+  SUPPORTED_SCALES: ClassVar[tuple[int, ...]] = ()
+
+  scale: int = 4
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def __post_init__(self):
+    check_scale(type(self).__name__, self.scale, self.SUPPORTED_SCALES)
+    super().__post_init__()
+
+  def conv(self, features: int, name: str, init_scale: Optional[float] = None) -> "Conv2d":
+    """A named 3x3 `Conv2d` in this model's dtypes (call from the compact `__call__`)."""
+    return Conv2d(features, init_scale=init_scale, dtype=self.dtype,
+                  param_dtype=self.param_dtype, name=name)
 
 
 def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:

@@ -63,7 +63,7 @@ class RRDB(nn.Module):
     return out * _RESIDUAL_SCALE + x
 
 
-class RRDBNet(nn.Module):
+class RRDBNet(layers.SRModel):
   """ESRGAN generator. Default (num_feat=64, num_block=23, num_grow_ch=32) has 16.7M params.
 
   Attributes:
@@ -78,18 +78,11 @@ class RRDBNet(nn.Module):
   """
   SUPPORTED_SCALES = (1, 2, 4)
 
-  scale: int = 4
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64
   num_block: int = 23
   num_grow_ch: int = 32
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  def __post_init__(self):
-    layers.check_scale(type(self).__name__, self.scale, self.SUPPORTED_SCALES)
-    super().__post_init__()
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -103,9 +96,7 @@ class RRDBNet(nn.Module):
       `[B, H*scale, W*scale, num_out_ch]` float32, not clipped.
     """
     del train
-    # BasicSR leaves these convs at PyTorch's default init.
-    conv = lambda features, name: layers.Conv2d(
-        features, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    conv = self.conv  # BasicSR leaves these convs at PyTorch's default init.
 
     if self.scale < 4:
       x = layers.pixel_unshuffle(x, 4 // self.scale)

@@ -4,18 +4,14 @@ Submodules (BasicSR names): conv_first, body_0..body_{num_block-1} (conv1, conv2
 upconv2 (scale 4 only), conv_hr, conv_last. Weight import rule: see `layers`.
 """
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxsr.models import layers
 
-Dtype = Any
 
-
-class MSRResNet(nn.Module):
+class MSRResNet(layers.SRModel):
   """Modified SRResNet: residual blocks without BN, pixel-shuffle upsampling, bilinear skip.
 
   Attributes:
@@ -29,17 +25,10 @@ class MSRResNet(nn.Module):
   """
   SUPPORTED_SCALES = (2, 3, 4)
 
-  scale: int = 4
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64
   num_block: int = 16
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  def __post_init__(self):
-    layers.check_scale(type(self).__name__, self.scale, self.SUPPORTED_SCALES)
-    super().__post_init__()
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -53,8 +42,7 @@ class MSRResNet(nn.Module):
       `[B, H*scale, W*scale, num_out_ch]` float32, not clipped.
     """
     del train
-    conv = lambda features, name: layers.Conv2d(
-        features, init_scale=0.1, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    conv = lambda features, name: self.conv(features, name, init_scale=0.1)
     lrelu = lambda y: nn.leaky_relu(y, negative_slope=0.1)
 
     feat = lrelu(conv(self.num_feat, "conv_first")(x))
