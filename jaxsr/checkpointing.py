@@ -89,7 +89,3 @@ def restore_on_this_host(manager: ocp.CheckpointManager, step: int,
                         metadata)
   return restore(manager, step, target)
 
-
-def abstract_like(tree: Any) -> Any:
-  """ShapeDtypeStructs (with shardings) of a pytree of jax.Arrays, for restore targets."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)

@@ -78,15 +78,17 @@ def load_init_params(workdir: str, like: Any) -> Any:
   return params
 
 
-def restore_or_init(config: ml_collections.ConfigDict, manager,
-                    fresh_state: state_lib.TrainState) -> Tuple[state_lib.TrainState, int]:
-  """Resumes from the latest checkpoint, else loads `config.init_from` params, else fresh."""
-  abstract = checkpointing.abstract_like(fresh_state)
+def restore_or_init(config: ml_collections.ConfigDict, manager, model, tx,
+                    mesh) -> Tuple[state_lib.TrainState, int]:
+  """Resumes from the latest checkpoint (no fresh init needed), else loads `config.init_from`
+  params into a fresh state, else returns the fresh state."""
   latest = manager.latest_step()
   if latest is not None:
-    state, data_state = checkpointing.restore(manager, latest, abstract)
+    state, data_state = checkpointing.restore(
+        manager, latest, builders.abstract_state(config, model, tx, mesh))
     logging.info("Resumed from step %d (input position %s)", latest, data_state)
     return state, int(data_state["next_step"])
+  fresh_state = builders.build_state(config, model, tx, mesh)
   if config.init_from:
     params = load_init_params(config.init_from, fresh_state.params)
     # Separate buffers: the train step donates both trees.
@@ -128,8 +130,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
   # --- Model, optimizer, state; resume where a checkpoint exists.
   tx, schedule = builders.optimizer_from_config(config)
   manager = checkpointing.create_manager(workdir, keep=config.keep_checkpoints)
-  state, start_step = restore_or_init(config, manager,
-                                      builders.build_state(config, model, tx, mesh))
+  state, start_step = restore_or_init(config, manager, model, tx, mesh)
   train_iter = input_pipeline.create_train_iter(
       config, start_step=start_step, process_index=jax.process_index(),
       process_count=jax.process_count())

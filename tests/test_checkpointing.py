@@ -1,10 +1,17 @@
 """Checkpoint retention (last K + best by validation Y-PSNR) and step resolution."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxsr import checkpointing
+from jaxsr import sharding
+
+
+def _target():
+  return {"w": jax.ShapeDtypeStruct((2,), jnp.float32,
+                                    sharding=sharding.replicated(sharding.create_mesh()))}
 
 
 def _save(manager, step, psnr=None):
@@ -24,8 +31,7 @@ def test_keeps_last_k_and_best(tmp_path):
   assert checkpointing.resolve_step(manager, "best") == 2
   assert checkpointing.resolve_step(manager, "latest") == 5
   assert checkpointing.resolve_step(manager, "4") == 4
-  target = {"w": jnp.zeros((2,))}
-  state, data = checkpointing.restore(manager, 2, checkpointing.abstract_like(target))
+  state, data = checkpointing.restore(manager, 2, _target())
   np.testing.assert_array_equal(state["w"], [2.0, 2.0])
   assert data == {"next_step": 2}
   with pytest.raises(ValueError, match="No checkpoint at step 3"):
@@ -38,8 +44,7 @@ def test_saving_an_existing_step_is_a_no_op(tmp_path):
   manager = checkpointing.create_manager(str(tmp_path), keep=2)
   _save(manager, 1)
   checkpointing.save(manager, 1, {"w": jnp.full((2,), 9.0)}, {"next_step": 1})
-  state, _ = checkpointing.restore(manager, 1,
-                                   checkpointing.abstract_like({"w": jnp.zeros((2,))}))
+  state, _ = checkpointing.restore(manager, 1, _target())
   np.testing.assert_array_equal(state["w"], [1.0, 1.0])
 
 
