@@ -33,6 +33,8 @@ setup(
         "clu>=0.0.12,<0.1",
         "numpy>=1.26,<3",
         "pillow>=10,<14",
+        "h5py>=3.10",  # Keras VGG19 weights (comes with tensorflow; imported directly).
+        "ml_dtypes>=0.5",  # bfloat16 tensors in .pth files (comes with jax).
         "scipy>=1.11,<2",
     ],
     extras_require={

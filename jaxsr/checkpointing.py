@@ -89,3 +89,33 @@ def restore_on_this_host(manager: ocp.CheckpointManager, step: int,
                         metadata)
   return restore(manager, step, target)
 
+
+
+def _signature(tree: Any):
+  return jax.tree.structure(tree), [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
+
+
+def restore_generator(manager: ocp.CheckpointManager, step: int, like: Dict[str, Any],
+                      use_ema: bool, sharding: jax.sharding.Sharding) -> Dict[str, Any]:
+  """The generator's Linen variables `{'params', **model_state}` saved at `step` by a PSNR or a
+  GAN run (EMA params when `use_ema`), placed with `sharding`; no optimizer or discriminator
+  is needed to read them.
+
+  Args:
+    manager: where the checkpoint is.
+    step: a saved step.
+    like: variables (arrays or ShapeDtypeStructs) of the model they must fit.
+    use_ema: take `ema_params` instead of `params`.
+    sharding: placement of every array.
+
+  Raises:
+    ValueError: the saved variables do not have the structure, shapes and dtypes of `like`.
+  """
+  saved, _ = restore_on_this_host(manager, step, sharding)
+  variables = {"params": saved["ema_params" if use_ema else "params"],
+               **saved.get("model_state", {})}
+  if _signature(variables) != _signature(like):
+    raise ValueError(f"The checkpoint at step {step} in {manager.directory} does not fit this "
+                     "model (parameter structure, shapes or dtypes differ): check model.* and "
+                     "scale against the run that wrote it.")
+  return variables

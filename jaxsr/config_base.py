@@ -1,4 +1,5 @@
-"""The common config schema: every `configs/*.py` starts from `base_config()`.
+"""The common config schema: every `configs/*.py` starts from `base_config()` (PSNR-oriented
+training) or `gan_config()` (adds a discriminator, its optimizer and the adversarial loss).
 
 Every config uses the same names for the common fields (the commands, scripts and the trainer rely
 on them). `validate(config)` rejects unknown keys and inconsistent values before anything is
@@ -12,7 +13,11 @@ import ml_collections
 
 DTYPES = ("float32", "bfloat16")
 PIXEL_LOSSES = ("l1", "l2", "charbonnier")
+FEATURE_CRITERIA = ("l1", "l2", "fro")
 SCHEDULES = ("constant", "multistep", "cosine")
+GAN_TYPES = ("vanilla", "lsgan", "hinge", "ragan")
+# Prefixes of free-form sub-configs, checked by their registries instead.
+_OPEN_PREFIXES = ("model.", "discriminator.")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -45,19 +50,16 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.loss = ml_collections.ConfigDict()
   c.loss.pixel = "l1"  # l1 | l2 | charbonnier
-  c.loss.pixel_weight = 1.0
+  c.loss.pixel_weight = 1.0  # 0 drops the pixel term.
+  # VGG19 feature losses (BasicSR PerceptualLoss); weight 0 disables each.
+  c.loss.perceptual_weight = 0.0
+  c.loss.style_weight = 0.0  # Gram-matrix (style) loss on the same layers.
+  c.loss.perceptual_layers = "conv5_4:1.0"  # <layer>:<weight>,...; convX_Y before ReLU, reluX_Y after.
+  c.loss.perceptual_criterion = "l1"  # l1 | l2 | fro
+  c.loss.vgg_weights = ""  # Keras vgg19 ..._notop.h5 or torchvision vgg19-*.pth ('' = Keras cache).
+  c.loss.vgg_input_norm = True  # Normalise inputs as the VGG weights expect (ImageNet mean/std).
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.learning_rate = 2e-4
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.99
-  c.optim.weight_decay = 0.0
-  c.optim.schedule = "multistep"  # constant | multistep | cosine
-  c.optim.milestones = (200_000, 400_000, 600_000, 800_000)  # multistep: steps where lr *= gamma.
-  c.optim.gamma = 0.5
-  c.optim.warmup_steps = 0  # Linear warm-up (cosine and multistep).
-  c.optim.min_lr_ratio = 0.0  # cosine: final lr / peak lr.
-  c.optim.grad_clip_norm = 0.0  # 0 disables global-norm clipping.
+  c.optim = optim_config()
 
   c.eval = ml_collections.ConfigDict()
   c.eval.datasets = ""  # Comma-separated specs: folder:<dir> or a tfds name.
@@ -66,6 +68,59 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.num_samples = 4  # Images drawn into the sample grid at each validation.
   c.eval.save_images = True  # Eval mode writes the SR images as PNG.
   return c
+
+
+def optim_config() -> ml_collections.ConfigDict:
+  """Adam(W) with a learning-rate schedule; `optim` (generator) and `optim_d` (discriminator)."""
+  o = ml_collections.ConfigDict()
+  o.learning_rate = 2e-4
+  o.b1 = 0.9
+  o.b2 = 0.99
+  o.weight_decay = 0.0
+  o.schedule = "multistep"  # constant | multistep | cosine
+  o.milestones = (200_000, 400_000, 600_000, 800_000)  # multistep: steps where lr *= gamma.
+  o.gamma = 0.5
+  o.warmup_steps = 0  # Linear warm-up (cosine and multistep).
+  o.min_lr_ratio = 0.0  # cosine: final lr / peak lr.
+  o.grad_clip_norm = 0.0  # 0 disables global-norm clipping.
+  return o
+
+
+def gan_config() -> ml_collections.ConfigDict:
+  """`base_config()` plus a discriminator, its optimizer, the adversarial loss and the schedule
+  of generator / discriminator updates. A config with a `discriminator` trains a GAN."""
+  c = base_config()
+  c.discriminator = ml_collections.ConfigDict()
+  c.discriminator.name = "vgg_style"  # A name in jaxsr.models.DISCRIMINATORS; other fields go to it.
+  c.optim_d = optim_config()
+  c.loss.gan_type = "vanilla"  # vanilla | lsgan | hinge | ragan (relativistic average, ESRGAN)
+  c.loss.gan_weight = 1e-3  # Weight of the adversarial term in the generator loss.
+  c.loss.real_label = 1.0  # < 1: one-sided label smoothing of the discriminator's real target.
+  c.gan = ml_collections.ConfigDict()
+  c.gan.d_steps_per_g_step = 1  # Discriminator updates per train step (on the same batch).
+  c.gan.d_first = False  # Update D before G (BasicSR: G first, then D on the same output).
+  c.gan.d_warmup_steps = 0  # First steps update D only (BasicSR net_d_init_iters).
+  return c
+
+
+def is_gan(config: ml_collections.ConfigDict) -> bool:
+  """True for a config built on `gan_config()` (it has a discriminator)."""
+  return "discriminator" in config
+
+
+def parse_layer_weights(spec: str) -> dict:
+  """'conv5_4:1.0,relu4_4:0.5' -> {'conv5_4': 1.0, 'relu4_4': 0.5}; ValueError if malformed."""
+  weights = {}
+  for item in filter(None, (s.strip() for s in spec.split(","))):
+    name, sep, value = item.partition(":")
+    try:
+      weights[name.strip()] = float(value) if sep else 1.0
+    except ValueError:
+      raise ValueError(f"loss.perceptual_layers: bad weight in '{item}' (want <layer>:<float>)"
+                       ) from None
+  if not weights:
+    raise ValueError("loss.perceptual_layers is empty (want e.g. 'conv5_4:1.0')")
+  return weights
 
 
 def _flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> set:
@@ -82,10 +137,10 @@ def _flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> set:
 def validate(config: ml_collections.ConfigDict,
              device_count: Optional[int] = None) -> None:
   """Raises ValueError naming every unknown key or inconsistent value."""
-  known = _flat_keys(base_config())
+  known = _flat_keys(gan_config() if is_gan(config) else base_config())
   errors = []
   for key in sorted(_flat_keys(config) - known):
-    if not key.startswith("model."):
+    if not key.startswith(_OPEN_PREFIXES):
       errors.append(f"unknown config key '{key}'")
   if config.scale not in (1, 2, 3, 4, 8):
     errors.append(f"scale={config.scale} is not one of 1, 2, 3, 4, 8")
@@ -93,8 +148,20 @@ def validate(config: ml_collections.ConfigDict,
     errors.append(f"dtype='{config.dtype}' is not one of {DTYPES}")
   if config.loss.pixel not in PIXEL_LOSSES:
     errors.append(f"loss.pixel='{config.loss.pixel}' is not one of {PIXEL_LOSSES}")
-  if config.optim.schedule not in SCHEDULES:
-    errors.append(f"optim.schedule='{config.optim.schedule}' is not one of {SCHEDULES}")
+  if config.loss.perceptual_criterion not in FEATURE_CRITERIA:
+    errors.append(f"loss.perceptual_criterion='{config.loss.perceptual_criterion}' is not one "
+                  f"of {FEATURE_CRITERIA}")
+  if config.loss.perceptual_weight or config.loss.style_weight:
+    try:
+      parse_layer_weights(config.loss.perceptual_layers)
+    except ValueError as e:
+      errors.append(str(e))
+  optims = ("optim", "optim_d") if is_gan(config) else ("optim",)
+  for name in optims:
+    if config[name].schedule not in SCHEDULES:
+      errors.append(f"{name}.schedule='{config[name].schedule}' is not one of {SCHEDULES}")
+  if is_gan(config):
+    errors += _gan_errors(config)
   if config.data.gt_size % max(config.scale, 1):
     errors.append(f"data.gt_size={config.data.gt_size} is not a multiple of scale={config.scale}")
   for key in ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
@@ -108,3 +175,19 @@ def validate(config: ml_collections.ConfigDict,
     errors.append(f"ema_decay={config.ema_decay} must be in [0, 1)")
   if errors:
     raise ValueError("Invalid config:\n  " + "\n  ".join(errors))
+
+
+def _gan_errors(config: ml_collections.ConfigDict) -> list:
+  errors = []
+  if config.loss.gan_type not in GAN_TYPES:
+    errors.append(f"loss.gan_type='{config.loss.gan_type}' is not one of {GAN_TYPES}")
+  if not 0.0 < config.loss.real_label <= 1.0:
+    errors.append(f"loss.real_label={config.loss.real_label} must be in (0, 1]")
+  if config.loss.gan_type == "hinge" and config.loss.real_label != 1.0:
+    errors.append("loss.real_label (label smoothing) does not apply to the hinge loss")
+  if config.gan.d_steps_per_g_step < 1:
+    errors.append(f"gan.d_steps_per_g_step={config.gan.d_steps_per_g_step} must be >= 1")
+  if not 0 <= config.gan.d_warmup_steps < config.num_train_steps:
+    errors.append(f"gan.d_warmup_steps={config.gan.d_warmup_steps} must be in "
+                  f"[0, num_train_steps)")
+  return errors

@@ -58,11 +58,12 @@ def load_eval_sets(specs: str, scale: int, data_dir: str = "") -> Dict[str, List
 
 
 def make_sr_fn(apply_fn: Callable) -> Callable:
-  """`(params, lr [h, w, 3] float32) -> sr [h*s, w*s, 3] float32 in [0, 1]` (jit, per shape)."""
+  """`(variables, lr [h, w, 3] float32) -> sr [h*s, w*s, 3] float32 in [0, 1]` (jit, per
+  shape); `apply_fn` as `builders.make_apply_fn`."""
   @jax.jit
-  def sr(params, lr):
-    return jnp.clip(apply_fn(params, lr[None])[0], 0.0, 1.0)
-  return lambda params, lr: np.asarray(sr(params, jnp.asarray(lr)))
+  def sr(variables, lr):
+    return jnp.clip(apply_fn(variables, lr[None])[0], 0.0, 1.0)
+  return lambda variables, lr: np.asarray(sr(variables, jnp.asarray(lr)))
 
 
 def image_metrics(sr: np.ndarray, hr: np.ndarray, scale: int,
@@ -76,11 +77,11 @@ def image_metrics(sr: np.ndarray, hr: np.ndarray, scale: int,
           "ssim_y": metrics_lib.ssim(sr, hr, crop_border=scale)}
 
 
-def evaluate_set(sr_fn: Callable, params, pairs: List[EvalPair], scale: int):
+def evaluate_set(sr_fn: Callable, variables, pairs: List[EvalPair], scale: int):
   """Runs the model on every pair -> (summary {psnr_y, ssim_y, images}, [sr uint8 images])."""
   images, outputs = [], []
   for pair in pairs:
-    sr = metrics_lib.to_uint8(sr_fn(params, pair.lr))
+    sr = metrics_lib.to_uint8(sr_fn(variables, pair.lr))
     images.append({"name": pair.name, **image_metrics(sr, pair.hr, scale, pair.grayscale)})
     outputs.append(sr)
   summary = {"psnr_y": float(np.mean([i["psnr_y"] for i in images])),
@@ -107,7 +108,7 @@ def sample_grid(pairs: List[EvalPair], srs: List[np.ndarray], scale: int,
   return np.concatenate(rows, axis=0)
 
 
-def validate(sr_fn: Callable, params, val_sets: Dict[str, List[EvalPair]], scale: int, step: int,
+def validate(sr_fn: Callable, variables, val_sets: Dict[str, List[EvalPair]], scale: int, step: int,
              writer, workdir: str, num_samples: int, is_chief: bool) -> Dict[str, float]:
   """Evaluates every validation set, logs `val/<set>/{psnr_y,ssim_y}` and a sample grid.
 
@@ -115,7 +116,7 @@ def validate(sr_fn: Callable, params, val_sets: Dict[str, List[EvalPair]], scale
   """
   scalars, grids = {}, {}
   for name, pairs in val_sets.items():
-    summary, srs = evaluate_set(sr_fn, params, pairs, scale)
+    summary, srs = evaluate_set(sr_fn, variables, pairs, scale)
     scalars[f"val/{name}/psnr_y"] = summary["psnr_y"]
     scalars[f"val/{name}/ssim_y"] = summary["ssim_y"]
     if num_samples > 0:
@@ -137,20 +138,21 @@ def validate(sr_fn: Callable, params, val_sets: Dict[str, List[EvalPair]], scale
   return result
 
 
-def restore_eval_params(config: ml_collections.ConfigDict, workdir: str,
-                        model) -> Tuple[dict, Optional[int]]:
-  """(params, step) of checkpoint `config.eval.checkpoint` in workdir; ({}, None) for
-  parameter-free models. EMA params when the run kept an EMA and `eval.use_ema`."""
+def restore_eval_variables(config: ml_collections.ConfigDict, workdir: str,
+                           model) -> Tuple[dict, Optional[int]]:
+  """(generator variables, step) of checkpoint `config.eval.checkpoint` in workdir, from a PSNR
+  or a GAN run; ({}, None) for parameter-free models. EMA params when the run kept an EMA and
+  `eval.use_ema`."""
   if not builders.has_params(model, config):
     return {}, None
   manager = checkpointing.create_manager(workdir, read_only=True)
   step = checkpointing.resolve_step(manager, str(config.eval.checkpoint))
-  tx, _ = builders.optimizer_from_config(config)
-  target = builders.abstract_state(config, model, tx, sharding.create_mesh())
-  state, _ = checkpointing.restore(manager, step, target)
+  like = jax.eval_shape(builders.init_variables_fn(model, config), jax.random.key(0))
+  use_ema = bool(config.ema_decay and config.eval.use_ema)
+  variables = checkpointing.restore_generator(manager, step, like, use_ema,
+                                              sharding.replicated(sharding.create_mesh()))
   logging.info("Restored step %d from %s", step, manager.directory)
-  use_ema = config.ema_decay and config.eval.use_ema
-  return (state.ema_params if use_ema else state.params), step
+  return variables, step
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]:
@@ -161,14 +163,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
     raise ValueError("Nothing to evaluate: set --config.eval.datasets=<spec>[,<spec>...]")
   model = builders.model_from_config(config)
   val_sets = load_eval_sets(config.eval.datasets, config.scale, config.data.data_dir)
-  params, step = restore_eval_params(config, workdir, model)
+  variables, step = restore_eval_variables(config, workdir, model)
   sr_fn = make_sr_fn(builders.make_apply_fn(model))
 
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   results = {}
   for name, pairs in val_sets.items():
-    summary, srs = evaluate_set(sr_fn, params, pairs, config.scale)
+    summary, srs = evaluate_set(sr_fn, variables, pairs, config.scale)
     summary.update(dataset=name, scale=config.scale, model=config.model.name,
                    checkpoint_step=step)
     results[name] = summary

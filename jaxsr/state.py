@@ -1,6 +1,6 @@
-"""Train-state pytrees and the optimizer built from the config."""
+"""Train-state pytrees and the optimizers built from the config."""
 
-from typing import Any, Callable
+from typing import Any, Callable, Dict, Tuple
 
 import flax
 import jax
@@ -9,6 +9,7 @@ import ml_collections
 import optax
 
 PyTree = Any
+Variables = Dict[str, PyTree]  # Linen variables: {'params': ..., 'batch_stats': ...}.
 
 
 @flax.struct.dataclass
@@ -19,14 +20,39 @@ class TrainState:
     step: int32 scalar, number of optimizer updates done.
     params: generator parameters (float32).
     ema_params: exponential moving average of `params` (equal to params when EMA is off).
+    model_state: the generator's other Linen collections (BatchNorm statistics:
+      {'batch_stats': ...}); {} for models without any.
     opt_state: optax state of the generator optimizer.
     rng: PRNG key, split each step (for stochastic models and losses).
   """
   step: jnp.ndarray
   params: PyTree
   ema_params: PyTree
+  model_state: PyTree
   opt_state: PyTree
   rng: jnp.ndarray
+
+
+@flax.struct.dataclass
+class GanState:
+  """A GAN run: the generator fields of `TrainState` (same names, so evaluation, `init_from`
+  and weight import read either kind of checkpoint) plus the discriminator's.
+
+  Attributes:
+    step, params, ema_params, model_state, opt_state, rng: as in `TrainState` (generator).
+    d_params: discriminator parameters.
+    d_model_state: the discriminator's other collections (BatchNorm / spectral-norm state).
+    d_opt_state: optax state of the discriminator optimizer.
+  """
+  step: jnp.ndarray
+  params: PyTree
+  ema_params: PyTree
+  model_state: PyTree
+  opt_state: PyTree
+  rng: jnp.ndarray
+  d_params: PyTree
+  d_model_state: PyTree
+  d_opt_state: PyTree
 
 
 def learning_rate_schedule(optim: ml_collections.ConfigDict,
@@ -60,16 +86,41 @@ def create_optimizer(optim: ml_collections.ConfigDict,
   return adam
 
 
-def create_train_state(init_fn: Callable[[jax.Array], PyTree], tx: optax.GradientTransformation,
-                       rng: jax.Array) -> TrainState:
-  """Initialises params with `init_fn(key) -> params`, the optimizer state and the EMA copy."""
+def split_variables(variables: Variables) -> Tuple[PyTree, Variables]:
+  """Linen variables -> (params, the other collections)."""
+  rest = {k: v for k, v in variables.items() if k != "params"}
+  return variables.get("params", {}), rest
+
+
+def create_train_state(init_fn: Callable[[jax.Array], Variables],
+                       tx: optax.GradientTransformation, rng: jax.Array) -> TrainState:
+  """Initialises variables with `init_fn(key)`, the optimizer state and the EMA copy."""
   init_rng, state_rng = jax.random.split(rng)
-  params = init_fn(init_rng)
+  params, model_state = split_variables(init_fn(init_rng))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params),
-                    rng=state_rng)
+                    ema_params=jax.tree.map(jnp.copy, params), model_state=model_state,
+                    opt_state=tx.init(params), rng=state_rng)
+
+
+def create_gan_state(g_init_fn: Callable[[jax.Array], Variables],
+                     d_init_fn: Callable[[jax.Array], Variables],
+                     g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
+                     rng: jax.Array) -> GanState:
+  """A fresh GanState: generator as in `create_train_state`, discriminator from `d_init_fn`."""
+  g_rng, d_rng = jax.random.split(rng)
+  g = create_train_state(g_init_fn, g_tx, g_rng)
+  d_params, d_model_state = split_variables(d_init_fn(d_rng))
+  return GanState(step=g.step, params=g.params, ema_params=g.ema_params,
+                  model_state=g.model_state, opt_state=g.opt_state, rng=g.rng,
+                  d_params=d_params, d_model_state=d_model_state, d_opt_state=d_tx.init(d_params))
 
 
 def update_ema(ema_params: PyTree, params: PyTree, decay: float) -> PyTree:
   """ema <- decay * ema + (1 - decay) * params; decay 0 copies params."""
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
+
+
+def generator_variables(state, use_ema: bool) -> Variables:
+  """Linen variables of the generator of a TrainState or GanState, for inference: the EMA
+  (or raw) params with the model state (running BatchNorm statistics)."""
+  return {"params": state.ema_params if use_ema else state.params, **state.model_state}

@@ -1,8 +1,8 @@
-"""`train_and_evaluate(config, workdir)`: the PSNR-oriented training loop, read top to bottom.
+"""`train_and_evaluate(config, workdir)`: the training loop (PSNR or GAN), read top to bottom.
 
-Stages: validate config -> mesh, model, optimizer, state -> restore (or init_from) -> input
-pipeline at the restored position -> compile -> loop (step, log, validate, checkpoint) -> final
-checkpoint. A non-finite metric stops the run before any checkpoint of the bad state is written.
+Stages: validate config -> models, optimizers -> losses and train step -> restore (or init_from)
+-> input pipeline at the restored position -> loop (step, log, validate, checkpoint) -> final
+checkpoint. A GAN run differs only in its state (`GanState`) and step (`steps.make_gan_train_step`). A non-finite metric stops the run before any checkpoint of the bad state is written.
 """
 
 import os
@@ -20,10 +20,8 @@ from jaxsr import builders
 from jaxsr import checkpointing
 from jaxsr import config_base
 from jaxsr import evaluate
-from jaxsr import losses
 from jaxsr import sharding
 from jaxsr import state as state_lib
-from jaxsr import steps
 from jaxsr.data import input_pipeline
 
 
@@ -32,13 +30,14 @@ class NonFiniteError(FloatingPointError):
 
 
 def check_finite(step_metrics: List[Dict[str, np.ndarray]], first_step: int) -> None:
-  """Raises NonFiniteError naming the first non-finite term and its step."""
+  """Raises NonFiniteError naming every non-finite term of the first step that has one."""
   for offset, values in enumerate(step_metrics):
-    for name, value in values.items():
-      if not np.all(np.isfinite(value)):
-        raise NonFiniteError(
-            f"Non-finite {name}={value} at step {first_step + offset + 1}; stopping without "
-            "saving this state (the last good checkpoint is kept).")
+    bad = [f"{name}={value}" for name, value in sorted(values.items())
+           if not np.all(np.isfinite(value))]
+    if bad:
+      raise NonFiniteError(
+          f"Non-finite {', '.join(bad)} at step {first_step + offset + 1}; stopping without "
+          "saving this state (the last good checkpoint is kept).")
 
 
 class Progress:
@@ -62,37 +61,48 @@ def _format_progress(step: int, total: int, means: Dict[str, float], speed: Dict
           f"ETA {eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s")
 
 
-def load_init_params(workdir: str, like: Any) -> Any:
-  """The EMA params (equal to the params when that run kept no EMA) of the latest checkpoint in
-  `workdir`, placed like `like`. The rest of that run's state (optimizer...) may differ."""
+def _init_source(init_from: str) -> Tuple[str, str]:
+  """`<workdir>` -> (workdir, 'latest'); `<workdir>/checkpoints/<step>` -> (workdir, step)."""
+  path = os.path.normpath(init_from)
+  parent, leaf = os.path.split(path)
+  if leaf.isdigit() and os.path.basename(parent) == "checkpoints":
+    return os.path.dirname(parent), leaf
+  return path, "latest"
+
+
+def load_init_variables(init_from: str, like: Dict[str, Any]) -> Dict[str, Any]:
+  """The generator variables (EMA params, which equal the params when that run kept no EMA, and
+  BatchNorm statistics) of `init_from` — a workdir (its latest checkpoint) or one checkpoint
+  directory `<workdir>/checkpoints/<step>` of a PSNR or GAN run — placed like `like`."""
+  workdir, which = _init_source(init_from)
+  if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
+    raise ValueError(f"init_from={init_from}: no checkpoints in {workdir}")
   source = checkpointing.create_manager(workdir, read_only=True)
-  step = checkpointing.resolve_step(source, "latest")
-  saved, _ = checkpointing.restore_on_this_host(source, step, jax.tree.leaves(like)[0].sharding)
-  params = saved["ema_params"]
-  signature = lambda tree: (jax.tree.structure(tree),
-                            [(x.shape, x.dtype) for x in jax.tree.leaves(tree)])
-  if signature(params) != signature(like):
-    raise ValueError(f"init_from={workdir} step {step}: its parameters do not fit this model "
-                     f"(shapes/dtypes differ); check model.* and scale.")
-  logging.info("Initialised params from %s step %d", workdir, step)
-  return params
+  step = checkpointing.resolve_step(source, which)
+  variables = checkpointing.restore_generator(source, step, like, use_ema=True,
+                                              sharding=jax.tree.leaves(like)[0].sharding)
+  logging.info("Initialised the generator from %s step %d", workdir, step)
+  return variables
 
 
-def restore_or_init(config: ml_collections.ConfigDict, manager, model, tx,
-                    mesh) -> Tuple[state_lib.TrainState, int]:
+def restore_or_init(config: ml_collections.ConfigDict, manager, comps: builders.Components,
+                    mesh) -> Tuple[Any, int]:
   """Resumes from the latest checkpoint (no fresh init needed), else loads `config.init_from`
-  params into a fresh state, else returns the fresh state."""
+  generator variables into a fresh state, else returns the fresh state."""
   latest = manager.latest_step()
   if latest is not None:
     state, data_state = checkpointing.restore(
-        manager, latest, builders.abstract_state(config, model, tx, mesh))
+        manager, latest, builders.abstract_state(config, comps, mesh))
     logging.info("Resumed from step %d (input position %s)", latest, data_state)
     return state, int(data_state["next_step"])
-  fresh_state = builders.build_state(config, model, tx, mesh)
+  fresh_state = builders.build_state(config, comps, mesh)
   if config.init_from:
-    params = load_init_params(config.init_from, fresh_state.params)
+    variables = load_init_variables(
+        config.init_from, state_lib.generator_variables(fresh_state, use_ema=False))
+    params, model_state = state_lib.split_variables(variables)
     # Separate buffers: the train step donates both trees.
-    return fresh_state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params)), 0
+    return fresh_state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params),
+                               model_state=model_state), 0
   return fresh_state, 0
 
 
@@ -108,12 +118,13 @@ def _save_on_interrupt(manager, state, pending, flushed_to) -> None:
     checkpointing.save(manager, done, state, input_pipeline.input_state(done))
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainState:
-  """Trains `config.model` on `config.data.train`, validating and checkpointing in `workdir`."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+  """Trains `config.model` (with `config.discriminator` for a GAN config) on `config.data.train`,
+  validating and checkpointing in `workdir`. Returns the final TrainState / GanState."""
   # --- Config and devices.
   config_base.validate(config, jax.device_count())
-  model = builders.model_from_config(config)
-  if not builders.has_params(model, config):
+  comps = builders.components_from_config(config)
+  if not builders.has_params(comps.model, config):
     raise ValueError(f"Model '{config.model.name}' has no parameters to train; "
                      "use --mode=eval to evaluate it.")
   mesh = sharding.create_mesh()
@@ -127,26 +138,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
   # --- Data first: a source with no usable image fails here, before anything compiles.
   val_sets = evaluate.load_eval_sets(config.eval.datasets, config.scale, config.data.data_dir)
 
-  # --- Model, optimizer, state; resume where a checkpoint exists.
-  tx, schedule = builders.optimizer_from_config(config)
+  # --- Losses (VGG weights load here: missing ones fail before anything compiles) and step:
+  # batch split over `data`, state replicated and donated.
+  train_step = jax.jit(
+      builders.train_step_from_config(config, comps),
+      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+      donate_argnums=(0,))
+  sr_fn = evaluate.make_sr_fn(builders.make_apply_fn(comps.model))
+
+  # --- State: resume where a checkpoint exists; input pipeline at the restored position.
   manager = checkpointing.create_manager(workdir, keep=config.keep_checkpoints)
-  state, start_step = restore_or_init(config, manager, model, tx, mesh)
+  state, start_step = restore_or_init(config, manager, comps, mesh)
   train_iter = input_pipeline.create_train_iter(
       config, start_step=start_step, process_index=jax.process_index(),
       process_count=jax.process_count())
 
-  # --- Compile the step: batch split over `data`, state replicated and donated.
-  train_step = jax.jit(
-      steps.make_psnr_train_step(builders.make_apply_fn(model), tx, losses.pixel_loss(config.loss.pixel),
-                                 config.loss.pixel_weight, config.ema_decay, schedule),
-      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
-      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-      donate_argnums=(0,))
-  sr_fn = evaluate.make_sr_fn(builders.make_apply_fn(model))
-
   # --- Loop.
-  logging.info("Training %s x%d from step %d to %d", config.model.name, config.scale,
-               start_step, config.num_train_steps)
+  logging.info("Training %s%s x%d from step %d to %d", config.model.name,
+               f" + {config.discriminator.name} GAN" if comps.discriminator else "",
+               config.scale, start_step, config.num_train_steps)
   progress = Progress(start_step, config.num_train_steps)
   pending: List[Dict[str, Any]] = []  # Device metrics since the last flush.
   flushed_to = start_step
@@ -176,8 +187,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
       val_metrics: Optional[Dict[str, float]] = None
       if val_sets and (step % config.eval_every_steps == 0 or is_last):
         flush(step)
-        params = state.ema_params if (config.ema_decay and config.eval.use_ema) else state.params
-        val_metrics = evaluate.validate(sr_fn, params, val_sets, config.scale, step, writer,
+        variables = state_lib.generator_variables(
+            state, use_ema=bool(config.ema_decay and config.eval.use_ema))
+        val_metrics = evaluate.validate(sr_fn, variables, val_sets, config.scale, step, writer,
                                         workdir, config.eval.num_samples, is_chief)
 
       if step % config.checkpoint_every_steps == 0 or is_last:

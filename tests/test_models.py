@@ -18,6 +18,7 @@ SMALL = {
     "edsr": dict(num_feat=8, num_block=2),
     "rrdbnet": dict(num_feat=8, num_block=1, num_grow_ch=4),
     "bicubic": {},
+    "seed": dict(num_feat=8, num_down=2),
 }
 
 

@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 
 from jaxsr import checkpointing
-from jaxsr import sharding
 from jaxsr import evaluate
 from jaxsr import metrics
 from jaxsr import train
 
 from tests import utils
+from tests.utils import assert_trees_equal, saved_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,25 +29,6 @@ def folders(tmp_path_factory):
   root = tmp_path_factory.mktemp("images")
   return (utils.make_image_folder(root / "train", count=6, size=(40, 48), seed=1),
           utils.make_image_folder(root / "val", count=2, size=(36, 44), seed=2))
-
-
-def saved_state(workdir, step=None):
-  """The raw saved state pytree (numpy) and data state of a checkpoint."""
-  manager = checkpointing.create_manager(str(workdir), read_only=True)
-  step = manager.latest_step() if step is None else step
-  state, data = checkpointing.restore_on_this_host(
-      manager, step, sharding.replicated(sharding.create_mesh()))
-  return jax.device_get(state), data
-
-
-def assert_trees_equal(a, b):
-  leaves_a, tree_a = jax.tree.flatten(a)
-  leaves_b, tree_b = jax.tree.flatten(b)
-  assert tree_a == tree_b
-  for x, y in zip(leaves_a, leaves_b):
-    if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
-      x, y = jax.random.key_data(x), jax.random.key_data(y)
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_train_writes_checkpoints_logs_samples_and_learns(folders, tmp_path):
@@ -182,5 +163,5 @@ def test_init_from_loads_ema_params_and_rejects_another_architecture(folders, tm
   assert_trees_equal(jax.device_get(started.params), jax.device_get(trained.ema_params))
   assert int(started.step) == 1
   config.model.num_feat = 8
-  with pytest.raises(ValueError, match="do not fit this model"):
+  with pytest.raises(ValueError, match="does not fit this model"):
     train.train_and_evaluate(config, str(tmp_path / "other"))

@@ -2,10 +2,13 @@
 
 import os
 
+import jax
 import numpy as np
 from PIL import Image
 
+from jaxsr import checkpointing
 from jaxsr import config_base
+from jaxsr import sharding
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -52,3 +55,48 @@ def tiny_config(train_dir: str, val_dir: str = "", scale: int = 2):
   c.eval.datasets = "folder:" + val_dir if val_dir else ""
   c.eval.num_samples = 2
   return c
+
+
+def tiny_gan_config(train_dir: str, val_dir: str = "", scale: int = 2,
+                    generator: str = "seed", discriminator: str = "seed"):
+  """`tiny_config` as a GAN: a 4-feature generator (the seed's, with BatchNorm, by default) and
+  a 4-feature discriminator (the seed's: strided convs + BatchNorm) on 16x16 HR patches."""
+  c = config_base.gan_config()
+  tiny = tiny_config(train_dir, val_dir, scale)
+  for key in tiny:
+    if key not in ("model", "loss"):
+      c[key] = tiny[key]
+  c.model.name = generator
+  c.model.num_feat = 4
+  if generator == "seed":
+    c.model.num_down = 1
+  else:
+    c.model.num_block = 1
+  c.discriminator.name = discriminator
+  c.discriminator.num_feat = 4
+  if discriminator == "seed":
+    c.discriminator.num_down = 2
+  c.loss.gan_weight = 0.1
+  c.optim_d.schedule = "constant"
+  c.optim_d.learning_rate = 1e-3
+  return c
+
+
+def saved_state(workdir, step=None):
+  """The raw saved state pytree (numpy) and data state of a checkpoint."""
+  manager = checkpointing.create_manager(str(workdir), read_only=True)
+  step = manager.latest_step() if step is None else step
+  state, data = checkpointing.restore_on_this_host(
+      manager, step, sharding.replicated(sharding.create_mesh()))
+  return jax.device_get(state), data
+
+
+def assert_trees_equal(a, b):
+  """Same structure and bit-identical leaves (PRNG keys compared by their data)."""
+  leaves_a, tree_a = jax.tree.flatten(a)
+  leaves_b, tree_b = jax.tree.flatten(b)
+  assert tree_a == tree_b
+  for x, y in zip(leaves_a, leaves_b):
+    if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
+      x, y = jax.random.key_data(x), jax.random.key_data(y)
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -67,8 +67,8 @@ def kaiming_normal_init(scale: float = 1.0) -> jax.nn.initializers.Initializer:
   return nn.initializers.variance_scaling(2.0 * scale**2, "fan_in", "normal")
 
 
-def _torch_default_bias_init(fan_in: int) -> jax.nn.initializers.Initializer:
-  """PyTorch `nn.Conv2d` bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+def torch_default_bias_init(fan_in: int) -> jax.nn.initializers.Initializer:
+  """PyTorch `nn.Conv2d` / `nn.Linear` bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
   bound = 1.0 / math.sqrt(fan_in)
 
   def init(key, shape, dtype=jnp.float32):
@@ -77,46 +77,125 @@ def _torch_default_bias_init(fan_in: int) -> jax.nn.initializers.Initializer:
   return init
 
 
-# PyTorch `nn.Conv2d` kernel init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)).
+# PyTorch `nn.Conv2d` / `nn.Linear` kernel init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)).
 torch_default_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+# PyTorch `nn.BatchNorm2d` defaults (its momentum 0.1 weights the new batch statistic).
+TORCH_BN_MOMENTUM = 0.9
+TORCH_BN_EPS = 1e-5
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
+           padding: Optional[int] = None) -> jax.Array:
+  """PyTorch `F.conv2d(x, w, stride=stride, padding=padding)` (zero padding, no bias) in NHWC.
+
+  Stride-1 'same' convolutions (odd k, padding k // 2) go to `conv_ops.conv2d_same` (fast CPU
+  gradients); the others (e.g. 4x4 stride 2 padding 1, which halves even sizes) to XLA.
+
+  Args:
+    x: `[B, H, W, in]`.
+    kernel: `[k, k, in, out]` (Flax layout; `torch_conv_weight_to_flax` of a PyTorch weight).
+    stride: stride in both directions.
+    padding: zero padding on every side; None for `(k - 1) // 2`.
+
+  Returns:
+    `[B, (H + 2 * padding - k) // stride + 1, (W + ...) // stride + 1, out]` in the promoted
+    dtype of x and kernel.
+  """
+  k = kernel.shape[0]
+  padding = (k - 1) // 2 if padding is None else padding
+  if stride == 1 and k % 2 == 1 and 2 * padding == k - 1:
+    return conv_ops.conv2d_same(x, kernel)
+  dtype = jnp.result_type(x, kernel)
+  return jax.lax.conv_general_dilated(
+      x.astype(dtype), kernel.astype(dtype), window_strides=(stride, stride),
+      padding=((padding, padding), (padding, padding)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 class Conv2d(nn.Module):
-  """Stride-1 'same' convolution with bias, initialised like BasicSR.
+  """PyTorch `nn.Conv2d` with a square kernel and zero padding, initialised like BasicSR.
 
-  Parameters are `kernel` `[k, k, in, out]` and `bias` `[out]`, as in `flax.linen.Conv`.
+  The default is a stride-1 'same' convolution with bias. Parameters are `kernel`
+  `[k, k, in, out]` and (if `use_bias`) `bias` `[out]`, as in `flax.linen.Conv`.
 
   Attributes:
     features: output channels.
-    kernel_size: odd square kernel size; zero padding `kernel_size // 2` (PyTorch padding=1 for 3).
+    kernel_size: square kernel size k.
     init_scale: None for PyTorch's default Conv2d init; a float for BasicSR
       `default_init_weights(scale=init_scale)` (kaiming normal * scale, zero bias).
     dtype: computation dtype.
     param_dtype: parameter dtype.
+    stride: stride in both directions.
+    padding: zero padding on every side; None for `(k - 1) // 2` ('same' for odd k at
+      stride 1, PyTorch padding=1 for 3x3; 1 for the 4x4 stride-2 convs that halve the size).
+    use_bias: whether there is a `bias` parameter.
   """
   features: int
   kernel_size: int = 3
   init_scale: Optional[float] = None
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  stride: int = 1
+  padding: Optional[int] = None
+  use_bias: bool = True
+
+  def transform_kernel(self, kernel: jax.Array) -> jax.Array:
+    """Hook for subclasses (e.g. spectral norm): the kernel actually used. Identity here."""
+    return kernel
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    """`[B, H, W, in]` -> `[B, H, W, features]` in `dtype`."""
+    """`[B, H, W, in]` -> `[B, H', W', features]` in `dtype` (H' = H at stride 1, 'same')."""
     k = self.kernel_size
     fan_in = k * k * x.shape[-1]
     if self.init_scale is None:
-      kernel_init, bias_init = torch_default_kernel_init, _torch_default_bias_init(fan_in)
+      kernel_init, bias_init = torch_default_kernel_init, torch_default_bias_init(fan_in)
     else:
       kernel_init, bias_init = kaiming_normal_init(self.init_scale), nn.initializers.zeros
     kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features),
                         self.param_dtype)
-    bias = self.param("bias", bias_init, (self.features,), self.param_dtype)
+    kernel = self.transform_kernel(kernel)
+    bias = (self.param("bias", bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
     x, kernel, bias = flax_dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    return conv_ops.conv2d_same(x, kernel) + bias
+    y = conv2d(x, kernel, self.stride, self.padding)
+    return y if bias is None else y + bias
 
 
-class SRModel(nn.Module):
+class LayerFactory(nn.Module):
+  """Base of modules that declare `dtype` and `param_dtype` fields (the subclasses declare
+  them, so that each keeps its own field order): named layers in those dtypes, to be called
+  from a compact `__call__`."""
+
+  def conv(self, features: int, name: str, init_scale: Optional[float] = None,
+           **kwargs) -> Conv2d:
+    """A named `Conv2d` (3x3 'same' with bias unless `kwargs` set kernel_size, stride,
+    padding or use_bias)."""
+    return Conv2d(features, init_scale=init_scale, dtype=self.dtype,
+                  param_dtype=self.param_dtype, name=name, **kwargs)
+
+  def batch_norm(self, name: str, train: bool) -> nn.BatchNorm:
+    """PyTorch-like `nn.BatchNorm2d` (affine, momentum 0.1, eps 1e-5) over the last axis.
+
+    With `train`, it normalises with the batch statistics and updates the running averages
+    in 'batch_stats' (apply with `mutable=['batch_stats']`); else it uses the running ones.
+    Flax names: `scale`, `bias` (params); `mean`, `var` (batch_stats). Unlike PyTorch, the
+    running variance averages the biased batch variance.
+    """
+    return nn.BatchNorm(use_running_average=not train, momentum=TORCH_BN_MOMENTUM,
+                        epsilon=TORCH_BN_EPS, dtype=self.dtype, param_dtype=self.param_dtype,
+                        name=name)
+
+  def dense(self, features: int, in_features: int, name: str) -> nn.Dense:
+    """PyTorch-initialised `nn.Linear(in_features, features)`; kernel `[in, out]` (the
+    transpose of PyTorch's weight)."""
+    return nn.Dense(features, dtype=self.dtype, param_dtype=self.param_dtype,
+                    kernel_init=torch_default_kernel_init,
+                    bias_init=torch_default_bias_init(in_features), name=name)
+
+
+class SRModel(LayerFactory):
   """Base of the SR models: the fields every model has, and the scale check at construction.
 
   Attributes:
@@ -134,11 +213,6 @@ class SRModel(nn.Module):
   def __post_init__(self):
     check_scale(type(self).__name__, self.scale, self.SUPPORTED_SCALES)
     super().__post_init__()
-
-  def conv(self, features: int, name: str, init_scale: Optional[float] = None) -> "Conv2d":
-    """A named 3x3 `Conv2d` in this model's dtypes (call from the compact `__call__`)."""
-    return Conv2d(features, init_scale=init_scale, dtype=self.dtype,
-                  param_dtype=self.param_dtype, name=name)
 
 
 def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:

@@ -1,0 +1,85 @@
+"""Seconds per ESRGAN train step (RRDBNet G + VGG-style D, relativistic GAN, G and D updates),
+with and without the VGG19 perceptual loss; prints one JSON line per variant.
+
+  python bench/gan_step.py                      # batch 4, LR patch 32 (HR 128), float32
+  python bench/gan_step.py --vgg_weights=/path/to/vgg19-dcbb9e9d.pth --dtype=bfloat16
+
+Without --vgg_weights, random VGG19 weights are written to a temporary Keras-layout file: the
+timing does not depend on the weights' values.
+"""
+
+import json
+import os
+import tempfile
+
+from absl import app
+from absl import flags
+import h5py
+import numpy as np
+import step_timer
+
+from jaxsr import config_base
+from jaxsr.models import vgg
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("batch", 4, "Global batch size.")
+flags.DEFINE_integer("patch", 32, "LR patch side; HR = 4 * patch (128 or 256 for the VGG D).")
+flags.DEFINE_string("dtype", "float32", "Computation dtype: float32 | bfloat16.")
+flags.DEFINE_string("vgg_weights", "", "VGG19 weights file ('' = random weights).")
+flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
+flags.DEFINE_integer("steps", 5, "Timed steps.")
+
+
+def write_random_vgg19_h5(path: str) -> None:
+  """Random VGG19 conv weights in the Keras applications HDF5 layout."""
+  rng = np.random.default_rng(0)
+  channels = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+  convs = {1: 2, 2: 2, 3: 4, 4: 4, 5: 4}
+  with h5py.File(path, "w") as f:
+    names, prev = [], 3
+    for block in range(1, 6):
+      for i in range(1, convs[block] + 1):
+        name, out = f"block{block}_conv{i}", channels[block]
+        group = f.create_group(name)
+        group.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+        group[f"{name}/kernel:0"] = rng.normal(0, np.sqrt(2 / (9 * prev)), (3, 3, prev, out)
+                                               ).astype(np.float32)
+        group[f"{name}/bias:0"] = np.zeros(out, np.float32)
+        names.append(name.encode())
+        prev = out
+    f.attrs["layer_names"] = names
+
+
+def esrgan_config(perceptual: bool, vgg_weights: str):
+  """configs/esrgan_x4.py's settings at this benchmark's batch, patch and dtype."""
+  c = config_base.gan_config()
+  c.scale, c.batch_size, c.dtype = 4, FLAGS.batch, FLAGS.dtype
+  c.data.gt_size = FLAGS.patch * 4
+  c.model.name, c.model.num_feat, c.model.num_block, c.model.num_grow_ch = "rrdbnet", 64, 23, 32
+  c.discriminator.name, c.discriminator.num_feat = "vgg_style", 64
+  c.loss.pixel_weight = 1e-2
+  c.loss.perceptual_weight = 1.0 if perceptual else 0.0
+  c.loss.perceptual_layers = "conv5_4:1.0"
+  c.loss.vgg_weights = vgg_weights
+  c.loss.gan_type, c.loss.gan_weight = "ragan", 5e-3
+  for optim in (c.optim, c.optim_d):
+    optim.learning_rate, optim.schedule = 1e-4, "constant"
+  return c
+
+
+def main(_):
+  with tempfile.TemporaryDirectory() as tmp:
+    weights = FLAGS.vgg_weights
+    if not weights:
+      weights = os.path.join(tmp, vgg.KERAS_VGG19_FILE)
+      write_random_vgg19_h5(weights)
+    for perceptual in (False, True):
+      result = step_timer.time_train_step(esrgan_config(perceptual, weights), FLAGS.warmup,
+                                          FLAGS.steps)
+      print(json.dumps({"bench": "esrgan_step", "perceptual_loss": perceptual,
+                        "vgg_weights": FLAGS.vgg_weights or "random", "batch": FLAGS.batch,
+                        "lr_patch": FLAGS.patch, "dtype": FLAGS.dtype, **result}), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
