@@ -34,22 +34,15 @@ class TrainState:
 
 
 @flax.struct.dataclass
-class GanState:
-  """A GAN run: the generator fields of `TrainState` (same names, so evaluation, `init_from`
-  and weight import read either kind of checkpoint) plus the discriminator's.
+class GanState(TrainState):
+  """A GAN run: `TrainState`'s generator fields (same names, so evaluation, `init_from` and
+  weight import read either kind of checkpoint) plus the discriminator's.
 
   Attributes:
-    step, params, ema_params, model_state, opt_state, rng: as in `TrainState` (generator).
     d_params: discriminator parameters.
     d_model_state: the discriminator's other collections (BatchNorm / spectral-norm state).
     d_opt_state: optax state of the discriminator optimizer.
   """
-  step: jnp.ndarray
-  params: PyTree
-  ema_params: PyTree
-  model_state: PyTree
-  opt_state: PyTree
-  rng: jnp.ndarray
   d_params: PyTree
   d_model_state: PyTree
   d_opt_state: PyTree

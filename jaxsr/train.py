@@ -6,6 +6,8 @@ checkpoint. A GAN run differs only in its state (`GanState`) and step (`steps.ma
 """
 
 import os
+import signal
+import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -118,6 +120,32 @@ def _save_on_interrupt(manager, state, pending, flushed_to) -> None:
     checkpointing.save(manager, done, state, input_pipeline.input_state(done))
 
 
+class _StopOnSigterm:
+  """Context: SIGTERM (preemption, `kill`, job schedulers) sets `requested`; the loop checks it
+  between steps, where the state is whole, saves and stops. A second SIGTERM interrupts at once.
+  Only installed in the main thread (signals cannot be handled elsewhere)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.requested:
+      raise KeyboardInterrupt(f"signal {signum} (second)")
+    self.requested = True
+    logging.warning("Received signal %d: saving and stopping after this step.", signum)
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   """Trains `config.model` (with `config.discriminator` for a GAN config) on `config.data.train`,
   validating and checkpointing in `workdir`. Returns the final TrainState / GanState."""
@@ -171,35 +199,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     return means
 
   step = start_step
-  try:
-    for step in range(start_step + 1, config.num_train_steps + 1):
-      batch = sharding.to_global(next(train_iter), mesh)
-      state, step_metrics = train_step(state, batch)
-      pending.append(step_metrics)
-      is_last = step == config.num_train_steps
+  with _StopOnSigterm() as stop:
+    try:
+      for step in range(start_step + 1, config.num_train_steps + 1):
+        batch = sharding.to_global(next(train_iter), mesh)
+        state, step_metrics = train_step(state, batch)
+        pending.append(step_metrics)
+        is_last = step == config.num_train_steps
 
-      if step % config.log_every_steps == 0 or is_last:
-        means = flush(step)
-        speed = progress.update(step)
-        writer.write_scalars(step, {**{f"train/{k}": v for k, v in means.items()}, **speed})
-        logging.info(_format_progress(step, config.num_train_steps, means, speed))
+        if step % config.log_every_steps == 0 or is_last:
+          means = flush(step)
+          speed = progress.update(step)
+          writer.write_scalars(step, {**{f"train/{k}": v for k, v in means.items()}, **speed})
+          logging.info(_format_progress(step, config.num_train_steps, means, speed))
 
-      val_metrics: Optional[Dict[str, float]] = None
-      if val_sets and (step % config.eval_every_steps == 0 or is_last):
-        flush(step)
-        variables = state_lib.generator_variables(
-            state, use_ema=bool(config.ema_decay and config.eval.use_ema))
-        val_metrics = evaluate.validate(sr_fn, variables, val_sets, config.scale, step, writer,
-                                        workdir, config.eval.num_samples, is_chief)
+        val_metrics: Optional[Dict[str, float]] = None
+        if val_sets and (step % config.eval_every_steps == 0 or is_last):
+          flush(step)
+          variables = state_lib.generator_variables(
+              state, use_ema=bool(config.ema_decay and config.eval.use_ema))
+          val_metrics = evaluate.validate(sr_fn, variables, val_sets, config.scale, step, writer,
+                                          workdir, config.eval.num_samples, is_chief)
 
-      if step % config.checkpoint_every_steps == 0 or is_last:
-        flush(step)
-        checkpointing.save(manager, step, state, input_pipeline.input_state(step), val_metrics)
-      writer.flush()
-  except KeyboardInterrupt:
-    _save_on_interrupt(manager, state, pending, flushed_to)
-    raise
-  finally:
-    writer.close()
+        if step % config.checkpoint_every_steps == 0 or is_last or stop.requested:
+          flush(step)
+          checkpointing.save(manager, step, state, input_pipeline.input_state(step), val_metrics)
+        writer.flush()
+        if stop.requested:
+          raise KeyboardInterrupt(f"SIGTERM: stopped at step {step}, state saved")
+    except KeyboardInterrupt:
+      _save_on_interrupt(manager, state, pending, flushed_to)
+      raise
+    finally:
+      writer.close()
   manager.close()
   return state

@@ -26,37 +26,45 @@ from tests import utils
 assert jax.device_count() == {n}, jax.devices()
 mesh = sharding.create_mesh()
 assert mesh.shape == {{'data': {n}}}
-config = utils.tiny_config({train_dir!r})
+config = utils.{config_fn}({train_dir!r})
 config.num_train_steps, config.checkpoint_every_steps = 3, 3
 state = train.train_and_evaluate(config, {workdir!r})
 assert len(state.params['conv_first']['kernel'].sharding.device_set) == {n}
-np.savez({out!r}, *jax.tree.leaves(jax.device_get(state.params)))
+learned = {{k: getattr(state, k) for k in {learned!r}}}
+np.savez({out!r}, *jax.tree.leaves(jax.device_get(learned)))
 """
+# What training changes: parameters and BatchNorm / spectral-norm statistics.
+LEARNED = {"tiny_config": ("params", "model_state"),
+           "tiny_gan_config": ("params", "model_state", "d_params", "d_model_state")}
 
 
-def final_params(workdir):
+def final_learned(workdir, keys):
   manager = checkpointing.create_manager(str(workdir), read_only=True)
   state, _ = checkpointing.restore_on_this_host(
       manager, 3, sharding.replicated(sharding.create_mesh()))
-  return jax.device_get(state["params"])
+  return jax.device_get({k: state[k] for k in keys})
 
 
-@pytest.mark.parametrize("num_devices", [2, 4])
-def test_multi_device_training_matches_single_device(tmp_path, num_devices):
+@pytest.mark.parametrize("config_fn,num_devices", [
+    ("tiny_config", 2), ("tiny_config", 4),
+    # GAN: BatchNorm in G and D sees the global batch, so 2 devices equal 1.
+    ("tiny_gan_config", 2)])
+def test_multi_device_training_matches_single_device(tmp_path, config_fn, num_devices):
   train_dir = utils.make_image_folder(tmp_path / "train", count=5, size=(32, 32), seed=3)
-  config = utils.tiny_config(train_dir)
+  config = getattr(utils, config_fn)(train_dir)
   config.num_train_steps, config.checkpoint_every_steps = 3, 3
   train.train_and_evaluate(config, str(tmp_path / "one"))
 
   script = MULTI_DEVICE_SCRIPT.format(repo=REPO, n=num_devices, train_dir=train_dir,
-                                      workdir=str(tmp_path / "many"),
+                                      workdir=str(tmp_path / "many"), config_fn=config_fn,
+                                      learned=LEARNED[config_fn],
                                       out=str(tmp_path / "many.npz"))
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS=f"--xla_force_host_platform_device_count={num_devices}")
   result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-4000:]
 
-  one = jax.tree.leaves(final_params(tmp_path / "one"))
+  one = jax.tree.leaves(final_learned(tmp_path / "one", LEARNED[config_fn]))
   with np.load(tmp_path / "many.npz") as saved:
     many = [saved[f"arr_{i}"] for i in range(len(saved.files))]
   assert len(one) == len(many)

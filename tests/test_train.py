@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -107,6 +108,39 @@ def test_killed_run_resumes_to_the_same_state(folders, tmp_path):
   straight, data_b = saved_state(tmp_path / "straight", end)
   assert data_a == data_b == {"next_step": end}
   assert_trees_equal(straight, resumed)
+
+
+def test_sigterm_saves_the_current_state(folders, tmp_path):
+  """Preemption (SIGTERM) mid-run saves the state reached, between checkpoint intervals."""
+  train_dir, _ = folders
+  config_path = tmp_path / "tiny_config.py"
+  config_path.write_text(
+      "import sys\nsys.path.insert(0, %r)\nfrom tests import utils\n"
+      "def get_config():\n  return utils.tiny_config(%r)\n" % (REPO, train_dir))
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+  workdir = tmp_path / "preempted"
+  proc = subprocess.Popen(
+      _main_cmd(config_path, workdir, "--config.num_train_steps=100000",
+                "--config.checkpoint_every_steps=100000", "--config.log_every_steps=2"),
+      env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  lines = []
+  reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+  reader.start()
+  try:
+    deadline = time.time() + 240
+    while not any("step 6/100000" in line for line in lines):
+      assert proc.poll() is None, "".join(lines)[-3000:]
+      assert time.time() < deadline, "training did not reach step 6 in time"
+      time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+  finally:
+    proc.kill()
+    reader.join(timeout=10)
+  step = checkpointing.create_manager(str(workdir), read_only=True).latest_step()
+  assert step is not None and step >= 6, "".join(lines)[-3000:]
+  saved, data_state = saved_state(workdir, step)
+  assert data_state == {"next_step": step} and int(saved["step"]) == step
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(folders, tmp_path):
