@@ -14,8 +14,8 @@ import tempfile
 
 from absl import app
 from absl import flags
-import h5py
-import numpy as np
+import jax
+import jax.numpy as jnp
 import step_timer
 
 from jaxsr import config_base
@@ -31,23 +31,9 @@ flags.DEFINE_integer("steps", 5, "Timed steps.")
 
 
 def write_random_vgg19_h5(path: str) -> None:
-  """Random VGG19 conv weights in the Keras applications HDF5 layout."""
-  rng = np.random.default_rng(0)
-  channels = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
-  convs = {1: 2, 2: 2, 3: 4, 4: 4, 5: 4}
-  with h5py.File(path, "w") as f:
-    names, prev = [], 3
-    for block in range(1, 6):
-      for i in range(1, convs[block] + 1):
-        name, out = f"block{block}_conv{i}", channels[block]
-        group = f.create_group(name)
-        group.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
-        group[f"{name}/kernel:0"] = rng.normal(0, np.sqrt(2 / (9 * prev)), (3, 3, prev, out)
-                                               ).astype(np.float32)
-        group[f"{name}/bias:0"] = np.zeros(out, np.float32)
-        names.append(name.encode())
-        prev = out
-    f.attrs["layer_names"] = names
+  """Random VGG19 conv weights (PyTorch's default init) in the Keras HDF5 layout."""
+  variables = vgg.VGG19Features(("conv5_4",)).init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  vgg.save_keras_h5(path, jax.device_get(variables["params"]))
 
 
 def esrgan_config(perceptual: bool, vgg_weights: str):

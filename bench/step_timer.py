@@ -22,9 +22,12 @@ def time_train_step(config: ml_collections.ConfigDict, warmup: int, steps: int) 
   mesh = sharding.create_mesh()
   comps = builders.components_from_config(config)
   state = builders.build_state(config, comps, mesh)
+  step_fn, loss_variables = builders.train_step_from_config(config, comps)
+  loss_variables = jax.device_put(loss_variables, sharding.replicated(mesh))
   step_fn = jax.jit(
-      builders.train_step_from_config(config, comps),
-      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+      step_fn,
+      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
+                    sharding.replicated(mesh)),
       out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)), donate_argnums=(0,))
   rng = np.random.default_rng(0)
   hr_side, lr_side = config.data.gt_size, config.data.gt_size // config.scale
@@ -32,17 +35,17 @@ def time_train_step(config: ml_collections.ConfigDict, warmup: int, steps: int) 
       "lr": rng.random((config.batch_size, lr_side, lr_side, 3), np.float32),
       "hr": rng.random((config.batch_size, hr_side, hr_side, 3), np.float32)}, mesh)
 
-  compiled = step_fn.lower(state, batch).compile()
+  compiled = step_fn.lower(state, batch, loss_variables).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   gflop = float(cost.get("flops", float("nan"))) / 1e9
   for _ in range(warmup):
-    state, metrics = compiled(state, batch)
+    state, metrics = compiled(state, batch, loss_variables)
   jax.block_until_ready(metrics if warmup else state)
   times = []
   for _ in range(steps):
     start = time.perf_counter()
-    state, metrics = compiled(state, batch)
+    state, metrics = compiled(state, batch, loss_variables)
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
   median = statistics.median(times)

@@ -89,25 +89,34 @@ def optimizer_from_config(config: ml_collections.ConfigDict, name: str = "optim"
   return state_lib.create_optimizer(config[name], schedule), schedule
 
 
-def content_loss_from_config(config: ml_collections.ConfigDict) -> Callable:
-  """`(sr, hr) -> {term: weighted float32 scalar}` with the terms of nonzero weight among
-  loss_pixel, loss_percep, loss_style (`[B, H, W, 3]` in [0, 1]). Loads the VGG19 weights here,
-  so missing weights fail before anything compiles."""
+def content_loss_from_config(config: ml_collections.ConfigDict) -> Tuple[Callable, Dict]:
+  """The content loss of `config` and the frozen variables it needs.
+
+  Loads the VGG19 weights here, so missing weights fail before anything compiles. They are
+  returned apart, to be passed into the jitted step as an argument: closed over, they would be
+  compiled into the program as ~80 MB of constants (slower compiles, bloated compile caches).
+
+  Returns:
+    (`content_loss(sr, hr, loss_variables) -> {term: weighted float32 scalar}` with the terms of
+    nonzero weight among loss_pixel, loss_percep, loss_style (`[B, H, W, 3]` in [0, 1]),
+    `loss_variables`: {'vgg': VGG19 variables} or {}).
+  """
   loss_cfg = config.loss
   pixel = losses.pixel_loss(loss_cfg.pixel)
-  features_fn = None
+  features_apply, loss_variables = None, {}
   if loss_cfg.perceptual_weight or loss_cfg.style_weight:
     layer_weights = config_base.parse_layer_weights(loss_cfg.perceptual_layers)
     # Imported here: only feature losses need the VGG module (and h5py).
     from jaxsr.models import vgg  # pylint: disable=g-import-not-at-top
-    features_fn = vgg.make_vgg_feature_fn(loss_cfg.vgg_weights, tuple(layer_weights),
-                                          use_input_norm=loss_cfg.vgg_input_norm)
+    features_apply, loss_variables["vgg"] = vgg.make_vgg_feature_apply(
+        loss_cfg.vgg_weights, tuple(layer_weights), use_input_norm=loss_cfg.vgg_input_norm)
 
-  def content_loss(sr, hr) -> Dict[str, jnp.ndarray]:
+  def content_loss(sr, hr, loss_variables) -> Dict[str, jnp.ndarray]:
     terms = {}
     if loss_cfg.pixel_weight:
       terms["loss_pixel"] = loss_cfg.pixel_weight * pixel(sr, hr)
-    if features_fn is not None:
+    if features_apply is not None:
+      features_fn = functools.partial(features_apply, loss_variables["vgg"])
       percep, style = losses.perceptual_losses(features_fn, sr, hr, layer_weights,
                                                loss_cfg.perceptual_criterion)
       if loss_cfg.perceptual_weight:
@@ -116,7 +125,7 @@ def content_loss_from_config(config: ml_collections.ConfigDict) -> Callable:
         terms["loss_style"] = loss_cfg.style_weight * style
     return terms
 
-  return content_loss
+  return content_loss, loss_variables
 
 
 class Components(NamedTuple):
@@ -164,17 +173,19 @@ def abstract_state(config: ml_collections.ConfigDict, comps: Components,
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
 
-def train_step_from_config(config: ml_collections.ConfigDict, comps: Components) -> Callable:
-  """The (not yet jitted) `train_step(state, batch) -> (state, metrics)` of this config."""
-  content_loss = content_loss_from_config(config)
+def train_step_from_config(config: ml_collections.ConfigDict,
+                           comps: Components) -> Tuple[Callable, Dict]:
+  """(`train_step(state, batch, loss_variables) -> (state, metrics)`, not yet jitted, and the
+  `loss_variables` to call it with; see `content_loss_from_config`)."""
+  content_loss, loss_variables = content_loss_from_config(config)
   g_apply = make_train_apply_fn(comps.model)
   if comps.discriminator is None:
     return steps.make_psnr_train_step(g_apply, comps.tx, content_loss, config.ema_decay,
-                                      comps.schedule)
+                                      comps.schedule), loss_variables
   return steps.make_gan_train_step(
       g_apply, make_train_apply_fn(comps.discriminator), comps.tx, comps.d_tx, content_loss,
       steps.GanOptions(gan_type=config.loss.gan_type, gan_weight=config.loss.gan_weight,
                        real_label=config.loss.real_label,
                        d_steps_per_g_step=config.gan.d_steps_per_g_step,
                        d_first=config.gan.d_first, d_warmup_steps=config.gan.d_warmup_steps),
-      config.ema_decay, comps.schedule, comps.d_schedule)
+      config.ema_decay, comps.schedule, comps.d_schedule), loss_variables

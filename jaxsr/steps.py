@@ -1,7 +1,8 @@
 """Pure train-step functions; jit-compiled and sharded by the trainer.
 
 No config lookups happen inside jit: `make_psnr_train_step` and `make_gan_train_step` take what
-they need as arguments and return a closure `(state, batch) -> (state, metrics)`.
+they need as arguments and return a closure `(state, batch, loss_variables) -> (state, metrics)`;
+`loss_variables` are frozen arrays the losses use (VGG19 weights, or {}).
 """
 
 from typing import Callable, Dict, NamedTuple
@@ -17,8 +18,8 @@ from jaxsr import state as state_lib
 Batch = Dict[str, jnp.ndarray]  # {'lr': [B, h, w, 3], 'hr': [B, h*s, w*s, 3]} in [0, 1].
 # `(params, model_state, x) -> (y, new_model_state)`, training mode (see builders).
 TrainApplyFn = Callable
-# `(sr, hr) -> {term name: weighted scalar}`: pixel / perceptual / style terms.
-ContentLossFn = Callable[[jnp.ndarray, jnp.ndarray], Dict[str, jnp.ndarray]]
+# `(sr, hr, loss_variables) -> {term name: weighted scalar}`: pixel / perceptual / style terms.
+ContentLossFn = Callable[..., Dict[str, jnp.ndarray]]
 
 
 def _total(terms: Dict[str, jnp.ndarray]) -> jnp.ndarray:
@@ -37,23 +38,24 @@ def make_psnr_train_step(g_apply: TrainApplyFn, tx: optax.GradientTransformation
   Args:
     g_apply: generator, training mode: `(params, model_state, lr) -> (sr, model_state)`.
     tx: the optimizer.
-    content_loss: `(sr, hr) -> {term: weighted scalar}`; the loss is their sum.
+    content_loss: `(sr, hr, loss_variables) -> {term: weighted scalar}`; the loss is their sum.
     ema_decay: EMA decay of the parameters (0: EMA equals params).
     schedule: learning-rate schedule, evaluated for logging.
 
   Returns:
-    `train_step(state, batch) -> (state, metrics)`; metrics are float32 scalars: `loss`, each
+    `train_step(state, batch, loss_variables) -> (state, metrics)`; metrics are float32
+    scalars: `loss`, each
     term, `psnr` (RGB, of the batch), `learning_rate`, `grad_norm`.
   """
 
-  def loss_fn(params, model_state, batch):
+  def loss_fn(params, model_state, batch, loss_variables):
     sr, model_state = g_apply(params, model_state, batch["lr"])
-    terms = content_loss(sr, batch["hr"])
+    terms = content_loss(sr, batch["hr"], loss_variables)
     return _total(terms), (sr, model_state, terms)
 
-  def train_step(state: state_lib.TrainState, batch: Batch):
+  def train_step(state: state_lib.TrainState, batch: Batch, loss_variables):
     (loss, (sr, model_state, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, state.model_state, batch)
+        state.params, state.model_state, batch, loss_variables)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     rng, _ = jax.random.split(state.rng)
@@ -105,14 +107,16 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
     d_apply: discriminator, training mode: `(d_params, d_model_state, img) -> (logits, state)`.
     g_tx: generator optimizer.
     d_tx: discriminator optimizer.
-    content_loss: `(sr, hr) -> {term: weighted scalar}` (pixel / perceptual / style).
+    content_loss: `(sr, hr, loss_variables) -> {term: weighted scalar}` (pixel / perceptual /
+      style).
     options: see `GanOptions`.
     ema_decay: EMA decay of the generator parameters.
     g_schedule: generator learning-rate schedule (for logging).
     d_schedule: discriminator learning-rate schedule (for logging).
 
   Returns:
-    `train_step(state: GanState, batch) -> (state, metrics)`; metrics (float32 scalars):
+    `train_step(state: GanState, batch, loss_variables) -> (state, metrics)`; metrics (float32
+    scalars):
     `loss_g` and its terms (`loss_pixel`, `loss_percep`, `loss_style` when weighted,
     `loss_gan`), `loss_d_real`, `loss_d_fake`, `d_real`, `d_fake` (mean D logits on HR / SR),
     `psnr`, `learning_rate_g`, `learning_rate_d`, `grad_norm_g`, `grad_norm_d`.
@@ -141,8 +145,8 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
       grad_norm = optax.tree.norm(grads)
     return state, dict(aux, grad_norm_d=grad_norm)
 
-  def g_loss_fn(sr, state: state_lib.GanState, hr):
-    terms = content_loss(sr, hr)
+  def g_loss_fn(sr, state: state_lib.GanState, hr, loss_variables):
+    terms = content_loss(sr, hr, loss_variables)
     fake, d_model_state = d_apply(state.d_params, state.d_model_state, sr)
     real = None
     if gan_type == "ragan":
@@ -151,9 +155,9 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
         gan_type, fake, real)
     return _total(terms), (d_model_state, terms)
 
-  def g_update(state: state_lib.GanState, sr, g_vjp, g_model_state, hr):
+  def g_update(state: state_lib.GanState, sr, g_vjp, g_model_state, hr, loss_variables):
     (loss, (d_model_state, terms)), d_sr = jax.value_and_grad(g_loss_fn, has_aux=True)(
-        sr, state, hr)
+        sr, state, hr, loss_variables)
     (grads,) = g_vjp(d_sr)
     updates, opt_state = g_tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -166,15 +170,15 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
     state = state.replace(**g_new, d_model_state=d_model_state)
     return state, dict(terms, loss_g=loss, grad_norm_g=optax.tree.norm(grads))
 
-  def train_step(state: state_lib.GanState, batch: Batch):
+  def train_step(state: state_lib.GanState, batch: Batch, loss_variables):
     hr = batch["hr"]
     g_forward = lambda params: g_apply(params, state.model_state, batch["lr"])
     sr, g_vjp, g_model_state = jax.vjp(g_forward, state.params, has_aux=True)
     if options.d_first:
       state, d_metrics = d_update(state, hr, sr)
-      state, g_metrics = g_update(state, sr, g_vjp, g_model_state, hr)
+      state, g_metrics = g_update(state, sr, g_vjp, g_model_state, hr, loss_variables)
     else:
-      state, g_metrics = g_update(state, sr, g_vjp, g_model_state, hr)
+      state, g_metrics = g_update(state, sr, g_vjp, g_model_state, hr, loss_variables)
       state, d_metrics = d_update(state, hr, sr)
     rng, _ = jax.random.split(state.rng)
     step = state.step

@@ -168,9 +168,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   # --- Losses (VGG weights load here: missing ones fail before anything compiles) and step:
   # batch split over `data`, state replicated and donated.
+  step_fn, loss_variables = builders.train_step_from_config(config, comps)
+  loss_variables = jax.device_put(loss_variables, sharding.replicated(mesh))
   train_step = jax.jit(
-      builders.train_step_from_config(config, comps),
-      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+      step_fn,
+      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
+                    sharding.replicated(mesh)),
       out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
       donate_argnums=(0,))
   sr_fn = evaluate.make_sr_fn(builders.make_apply_fn(comps.model))
@@ -203,7 +206,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     try:
       for step in range(start_step + 1, config.num_train_steps + 1):
         batch = sharding.to_global(next(train_iter), mesh)
-        state, step_metrics = train_step(state, batch)
+        state, step_metrics = train_step(state, batch, loss_variables)
         pending.append(step_metrics)
         is_last = step == config.num_train_steps
 

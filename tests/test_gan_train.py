@@ -15,6 +15,7 @@ from jaxsr import evaluate
 from jaxsr import sharding
 from jaxsr import steps
 from jaxsr import train
+from jaxsr.models import vgg
 
 from tests import utils
 from tests.utils import assert_trees_equal, saved_state
@@ -36,10 +37,13 @@ def _random_batch(config, seed=0):
 
 
 def _build(config):
+  """(components, fresh state, jitted `step(state, batch)`)."""
   mesh = sharding.create_mesh()
   comps = builders.components_from_config(config)
-  return comps, builders.build_state(config, comps, mesh), jax.jit(
-      builders.train_step_from_config(config, comps))
+  step_fn, loss_variables = builders.train_step_from_config(config, comps)
+  step_fn = jax.jit(step_fn)
+  return (comps, builders.build_state(config, comps, mesh),
+          lambda state, batch: step_fn(state, batch, loss_variables))
 
 
 def _changed(a, b) -> bool:
@@ -80,9 +84,10 @@ def test_gan_step_without_adversarial_term_updates_g_like_the_psnr_step(folders)
   config = utils.tiny_gan_config(folders[0], generator="msrresnet")
   config.loss.gan_weight = 0.0
   comps, gan_state, gan_step = _build(config)
+  content_loss, loss_variables = builders.content_loss_from_config(config)
   psnr_step = jax.jit(steps.make_psnr_train_step(
-      builders.make_train_apply_fn(comps.model), comps.tx,
-      builders.content_loss_from_config(config), config.ema_decay, comps.schedule))
+      builders.make_train_apply_fn(comps.model), comps.tx, content_loss, config.ema_decay,
+      comps.schedule))
   psnr_state = builders.build_state(config_base.base_config(), comps._replace(discriminator=None),
                                     sharding.create_mesh())
   psnr_state = psnr_state.replace(params=gan_state.params, ema_params=gan_state.ema_params,
@@ -90,7 +95,7 @@ def test_gan_step_without_adversarial_term_updates_g_like_the_psnr_step(folders)
   batch = _random_batch(config)
   for _ in range(2):
     gan_state, gan_metrics = gan_step(gan_state, batch)
-    psnr_state, psnr_metrics = psnr_step(psnr_state, batch)
+    psnr_state, psnr_metrics = psnr_step(psnr_state, batch, loss_variables)
   np.testing.assert_allclose(gan_metrics["loss_pixel"], psnr_metrics["loss_pixel"], rtol=1e-6)
   for x, y in zip(jax.tree.leaves(gan_state.params), jax.tree.leaves(psnr_state.params)):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
@@ -172,6 +177,27 @@ def test_gan_initialised_from_a_psnr_run(folders, tmp_path):
   config.init_from = str(tmp_path / "psnr" / "checkpoints" / "5")
   with pytest.raises(ValueError, match="No checkpoint at step 5"):
     train.train_and_evaluate(config, str(tmp_path / "gan_bad"))
+
+
+def test_gan_with_perceptual_and_style_losses_trains(folders, tmp_path):
+  """Feature losses on random VGG19 weights (a file in Keras' layout) in a GAN run: every term
+  is logged and finite, and the VGG weights are an argument of the step, not a constant."""
+  weights = str(tmp_path / "vgg19.h5")
+  variables = vgg.VGG19Features(("conv5_4",)).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  vgg.save_keras_h5(weights, jax.device_get(variables["params"]))
+  config = utils.tiny_gan_config(folders[0])
+  config.loss.vgg_weights = weights
+  config.loss.perceptual_weight, config.loss.style_weight = 1.0, 10.0
+  config.loss.perceptual_layers = "relu1_2:0.5,conv2_1:1.0"
+  _, state, step = _build(config)
+  _, loss_variables = builders.content_loss_from_config(config)
+  assert set(loss_variables["vgg"]["params"]) == {"conv1_1", "conv1_2", "conv2_1"}
+  state, metrics = step(state, _random_batch(config))
+  for name in ("loss_pixel", "loss_percep", "loss_style", "loss_gan", "loss_g"):
+    assert np.isfinite(metrics[name]) and metrics[name] > 0, name
+  np.testing.assert_allclose(
+      metrics["loss_g"], sum(metrics[k] for k in ("loss_pixel", "loss_percep", "loss_style",
+                                                  "loss_gan")), rtol=1e-5)
 
 
 def test_perceptual_loss_without_weights_fails_before_training(folders, tmp_path, monkeypatch):

@@ -171,6 +171,16 @@ def test_caffe_without_input_norm_is_bgr_times_255(weights, image):
                              rtol=1e-4, atol=1e-2)
 
 
+def test_save_keras_h5_round_trip(weights, tmp_path):
+  params, _ = weights
+  vgg.save_keras_h5(str(tmp_path / "saved.h5"), params)
+  loaded, preprocessing = vgg.load_keras_h5(str(tmp_path / "saved.h5"))
+  assert preprocessing == "caffe" and set(loaded) == set(vgg.VGG19_CONVS)
+  for name in vgg.VGG19_CONVS:
+    np.testing.assert_array_equal(loaded[name]["kernel"], params[name]["kernel"])
+    np.testing.assert_array_equal(loaded[name]["bias"], params[name]["bias"])
+
+
 def test_apply_with_variables_as_arguments(weights, image):
   params, paths = weights
   apply, variables = vgg.make_vgg_feature_apply(paths["pth"], ["relu1_2"])

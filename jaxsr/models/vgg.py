@@ -138,6 +138,24 @@ def load_keras_h5(path: str) -> tuple[Params, str]:
   return _check_convs(params, path), "caffe"
 
 
+def save_keras_h5(path: str, params: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+  """Writes VGG19 conv params `{'convB_C': {'kernel' [3, 3, in, out], 'bias'}}` in the Keras
+  HDF5 weights layout `load_keras_h5` reads (e.g. random weights for benchmarks and tests)."""
+  _check_convs(dict(params), path)
+  with h5py.File(path, "w") as f:
+    layer_names = []
+    for name in VGG19_CONVS:
+      block, conv = name[len("conv"):].split("_")
+      layer = f"block{block}_conv{conv}"
+      group = f.create_group(layer)
+      weight_names = [f"{layer}/kernel:0", f"{layer}/bias:0"]
+      group.attrs["weight_names"] = [n.encode() for n in weight_names]
+      group[weight_names[0]] = np.asarray(params[name]["kernel"], np.float32)
+      group[weight_names[1]] = np.asarray(params[name]["bias"], np.float32)
+      layer_names.append(layer.encode())
+    f.attrs["layer_names"] = layer_names
+
+
 def load_torchvision_pth(path: str) -> tuple[Params, str]:
   """Reads torchvision's `vgg19-*.pth` state dict (`features.{i}.weight` `[out, in, 3, 3]`).
 
