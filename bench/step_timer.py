@@ -22,13 +22,7 @@ def time_train_step(config: ml_collections.ConfigDict, warmup: int, steps: int) 
   mesh = sharding.create_mesh()
   comps = builders.components_from_config(config)
   state = builders.build_state(config, comps, mesh)
-  step_fn, loss_variables = builders.train_step_from_config(config, comps)
-  loss_variables = jax.device_put(loss_variables, sharding.replicated(mesh))
-  step_fn = jax.jit(
-      step_fn,
-      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
-                    sharding.replicated(mesh)),
-      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)), donate_argnums=(0,))
+  step_fn, loss_variables = builders.jit_train_step(config, comps, mesh)
   rng = np.random.default_rng(0)
   hr_side, lr_side = config.data.gt_size, config.data.gt_size // config.scale
   batch = sharding.to_global({

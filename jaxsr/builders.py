@@ -173,6 +173,17 @@ def abstract_state(config: ml_collections.ConfigDict, comps: Components,
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
 
+def jit_train_step(config: ml_collections.ConfigDict, comps: Components,
+                   mesh: jax.sharding.Mesh) -> Tuple[Callable, Dict]:
+  """(`train_step(state, batch, loss_variables)` jit-compiled with the batch split over `data`,
+  state and loss variables replicated and the state donated; `loss_variables` placed)."""
+  step_fn, loss_variables = train_step_from_config(config, comps)
+  rep = sharding.replicated(mesh)
+  step = jax.jit(step_fn, in_shardings=(rep, sharding.batch_sharding(mesh), rep),
+                 out_shardings=(rep, rep), donate_argnums=(0,))
+  return step, jax.device_put(loss_variables, rep)
+
+
 def train_step_from_config(config: ml_collections.ConfigDict,
                            comps: Components) -> Tuple[Callable, Dict]:
   """(`train_step(state, batch, loss_variables) -> (state, metrics)`, not yet jitted, and the

@@ -168,14 +168,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   # --- Losses (VGG weights load here: missing ones fail before anything compiles) and step:
   # batch split over `data`, state replicated and donated.
-  step_fn, loss_variables = builders.train_step_from_config(config, comps)
-  loss_variables = jax.device_put(loss_variables, sharding.replicated(mesh))
-  train_step = jax.jit(
-      step_fn,
-      in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
-                    sharding.replicated(mesh)),
-      out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-      donate_argnums=(0,))
+  train_step, loss_variables = builders.jit_train_step(config, comps, mesh)
   sr_fn = evaluate.make_sr_fn(builders.make_apply_fn(comps.model))
 
   # --- State: resume where a checkpoint exists; input pipeline at the restored position.

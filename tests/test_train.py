@@ -73,15 +73,19 @@ def _main_cmd(config_path, workdir, *overrides):
           *overrides]
 
 
-def test_killed_run_resumes_to_the_same_state(folders, tmp_path):
-  """SIGKILL a training process after its first checkpoint, restart the same command, and compare
-  with an uninterrupted run of the same length."""
-  train_dir, _ = folders
+def _tiny_config_file(tmp_path, train_dir):
+  """(a config file returning `utils.tiny_config(train_dir)`, env for a `jaxsr.main` process)."""
   config_path = tmp_path / "tiny_config.py"
   config_path.write_text(
       "import sys\nsys.path.insert(0, %r)\nfrom tests import utils\n"
       "def get_config():\n  return utils.tiny_config(%r)\n" % (REPO, train_dir))
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+  return config_path, dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+
+
+def test_killed_run_resumes_to_the_same_state(folders, tmp_path):
+  """SIGKILL a training process after its first checkpoint, restart the same command, and compare
+  with an uninterrupted run of the same length."""
+  config_path, env = _tiny_config_file(tmp_path, folders[0])
   killed = tmp_path / "killed"
   common = ["--config.num_train_steps=100000", "--config.checkpoint_every_steps=4",
             "--config.log_every_steps=4"]
@@ -112,12 +116,7 @@ def test_killed_run_resumes_to_the_same_state(folders, tmp_path):
 
 def test_sigterm_saves_the_current_state(folders, tmp_path):
   """Preemption (SIGTERM) mid-run saves the state reached, between checkpoint intervals."""
-  train_dir, _ = folders
-  config_path = tmp_path / "tiny_config.py"
-  config_path.write_text(
-      "import sys\nsys.path.insert(0, %r)\nfrom tests import utils\n"
-      "def get_config():\n  return utils.tiny_config(%r)\n" % (REPO, train_dir))
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+  config_path, env = _tiny_config_file(tmp_path, folders[0])
   workdir = tmp_path / "preempted"
   proc = subprocess.Popen(
       _main_cmd(config_path, workdir, "--config.num_train_steps=100000",
