@@ -67,6 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.use_ema = True  # Evaluate the EMA parameters when ema_decay > 0.
   c.eval.num_samples = 4  # Images drawn into the sample grid at each validation.
   c.eval.save_images = True  # Eval mode writes the SR images as PNG.
+  c.eval.bicubic_baseline = False  # Eval mode also measures MATLAB bicubic, beside the model.
   return c
 
 

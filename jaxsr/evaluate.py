@@ -20,6 +20,7 @@ from jaxsr import builders
 from jaxsr import checkpointing
 from jaxsr import config_base
 from jaxsr import metrics as metrics_lib
+from jaxsr import models
 from jaxsr import sharding
 from jaxsr.data import input_pipeline
 from jaxsr.ops import imresize
@@ -155,9 +156,42 @@ def restore_eval_variables(config: ml_collections.ConfigDict, workdir: str,
   return variables, step
 
 
+def _cell(summary: Optional[dict]) -> str:
+  return f"{summary['psnr_y']:.2f} / {summary['ssim_y']:.4f}" if summary else "–"
+
+
+def write_report(eval_dir: str) -> str:
+  """Writes `<eval_dir>/report.md` from every `<dataset>_x<scale>.json` there (all scales
+  evaluated so far): one row per dataset and scale, Y-PSNR / Y-SSIM of the model and, where
+  measured, of bicubic. Returns the Markdown."""
+  rows = []
+  for file in sorted(os.listdir(eval_dir)):
+    if file.endswith(".json"):
+      with open(os.path.join(eval_dir, file)) as f:
+        summary = json.load(f)
+      if {"dataset", "scale", "psnr_y", "ssim_y"} <= set(summary):
+        rows.append(summary)
+  rows.sort(key=lambda s: (s["dataset"].lower(), s["scale"]))
+  with_baseline = any("bicubic" in s for s in rows)
+  model = rows[0].get("model", "model") if rows else "model"
+  header = ["dataset", "scale"] + (["bicubic"] if with_baseline else []) + [model]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for s in rows:
+    cells = [s["dataset"], f"x{s['scale']}"] + (
+        [_cell(s.get("bicubic"))] if with_baseline else []) + [_cell(s)]
+    lines.append("| " + " | ".join(cells) + " |")
+  text = ("Y-PSNR (dB) / Y-SSIM, border = scale, LR by MATLAB bicubic (8-bit).\n\n"
+          + "\n".join(lines) + "\n")
+  with open(os.path.join(eval_dir, "report.md"), "w") as f:
+    f.write(text)
+  return text
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]:
   """`--mode=eval`: restores a checkpoint (none for parameter-free models) and writes
-  `<workdir>/eval/<dataset>_x<scale>.json` (+ SR PNGs) for every `config.eval.datasets` spec."""
+  `<workdir>/eval/<dataset>_x<scale>.json` (+ SR PNGs) for every `config.eval.datasets` spec,
+  and `<workdir>/eval/report.md` (see `write_report`); with `eval.bicubic_baseline` the JSON
+  and the report also hold MATLAB bicubic on the same images."""
   config_base.validate(config)
   if not config.eval.datasets:
     raise ValueError("Nothing to evaluate: set --config.eval.datasets=<spec>[,<spec>...]")
@@ -165,6 +199,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
   val_sets = load_eval_sets(config.eval.datasets, config.scale, config.data.data_dir)
   variables, step = restore_eval_variables(config, workdir, model)
   sr_fn = make_sr_fn(builders.make_apply_fn(model))
+  bicubic_fn = make_sr_fn(builders.make_apply_fn(models.create_model("bicubic", config.scale)))
 
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
@@ -173,6 +208,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
     summary, srs = evaluate_set(sr_fn, variables, pairs, config.scale)
     summary.update(dataset=name, scale=config.scale, model=config.model.name,
                    checkpoint_step=step)
+    if config.eval.bicubic_baseline:
+      summary["bicubic"] = {k: v for k, v in evaluate_set(bicubic_fn, {}, pairs,
+                                                          config.scale)[0].items()
+                            if k != "images"}
     results[name] = summary
     stem = f"{name}_x{config.scale}"
     with open(os.path.join(out_dir, stem + ".json"), "w") as f:
@@ -184,4 +223,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
         Image.fromarray(sr).save(os.path.join(image_dir, pair.name + ".png"))
     logging.info("%s x%d: PSNR-Y %.4f dB, SSIM-Y %.4f (%d images)", name, config.scale,
                  summary["psnr_y"], summary["ssim_y"], len(pairs))
+  if jax.process_index() == 0:
+    logging.info("Report:\n%s", write_report(out_dir))
   return results

@@ -76,3 +76,28 @@ def test_sample_grid_layout():
   assert grid.shape == (2 * 20, 4 * 20, 3) and grid.dtype == np.uint8
   # The last column of the first row is the centre crop of its HR.
   np.testing.assert_array_equal(grid[:20, 60:], pairs[0].hr[0:20, 2:22])
+
+
+def test_eval_report_rows_per_dataset_and_scale_with_bicubic_baseline(tmp_path):
+  from tests import utils  # pylint: disable=g-import-not-at-top
+  folder = utils.make_image_folder(tmp_path / "Set5" / "HR", count=2, size=(36, 36), seed=4)
+  config = config_base.base_config()
+  config.model.name = "bicubic"
+  config.eval.datasets = "folder:" + folder
+  config.eval.bicubic_baseline = True
+  config.eval.save_images = False
+  workdir = str(tmp_path / "run")
+  results = {}
+  for scale in (2, 3):
+    config.scale = scale
+    results[scale] = evaluate.evaluate(config, workdir)["Set5"]
+  report = (tmp_path / "run" / "eval" / "report.md").read_text()
+  rows = [line for line in report.splitlines() if line.startswith("| Set5")]
+  assert report.count("| dataset | scale | bicubic | bicubic |") == 1
+  assert len(rows) == 2
+  for row, scale in zip(rows, (2, 3)):
+    summary = results[scale]
+    # The model is bicubic itself: the baseline column must equal the model column.
+    assert summary["bicubic"]["psnr_y"] == pytest.approx(summary["psnr_y"])
+    cell = f"{summary['psnr_y']:.2f} / {summary['ssim_y']:.4f}"
+    assert row == f"| Set5 | x{scale} | {cell} | {cell} |"

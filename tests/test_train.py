@@ -173,6 +173,9 @@ def test_eval_mode_writes_json_and_images(folders, tmp_path):
   sr = np.asarray(Image.open(os.path.join(workdir, "eval", "val_x2", "img00.png")))
   assert sr.shape == hr.shape
   assert metrics.psnr(sr, hr, crop_border=2) == pytest.approx(report["images"][0]["psnr_y"])
+  markdown = open(os.path.join(workdir, "eval", "report.md")).read()
+  assert "| dataset | scale | msrresnet |" in markdown  # No bicubic column unless asked.
+  assert f"| val | x2 | {report['psnr_y']:.2f} / {report['ssim_y']:.4f} |" in markdown
 
 
 def test_eval_of_missing_checkpoint_step_is_an_error(folders, tmp_path):
