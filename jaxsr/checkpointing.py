@@ -90,7 +90,6 @@ def restore_on_this_host(manager: ocp.CheckpointManager, step: int,
   return restore(manager, step, target)
 
 
-
 def _signature(tree: Any):
   return jax.tree.structure(tree), [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
 

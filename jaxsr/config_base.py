@@ -11,11 +11,13 @@ from typing import Optional
 
 import ml_collections
 
+from jaxsr import losses
+
 DTYPES = ("float32", "bfloat16")
-PIXEL_LOSSES = ("l1", "l2", "charbonnier")
-FEATURE_CRITERIA = ("l1", "l2", "fro")
+PIXEL_LOSSES = tuple(losses.PIXEL_LOSSES)
+FEATURE_CRITERIA = tuple(losses.PERCEPTUAL_CRITERIA)
 SCHEDULES = ("constant", "multistep", "cosine")
-GAN_TYPES = ("vanilla", "lsgan", "hinge", "ragan")
+GAN_TYPES = losses.GAN_TYPES
 # Prefixes of free-form sub-configs, checked by their registries instead.
 _OPEN_PREFIXES = ("model.", "discriminator.")
 

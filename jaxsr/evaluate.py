@@ -199,7 +199,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
   val_sets = load_eval_sets(config.eval.datasets, config.scale, config.data.data_dir)
   variables, step = restore_eval_variables(config, workdir, model)
   sr_fn = make_sr_fn(builders.make_apply_fn(model))
-  bicubic_fn = make_sr_fn(builders.make_apply_fn(models.create_model("bicubic", config.scale)))
+  if config.eval.bicubic_baseline:
+    bicubic_fn = make_sr_fn(builders.make_apply_fn(models.create_model("bicubic", config.scale)))
 
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)

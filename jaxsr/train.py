@@ -2,7 +2,9 @@
 
 Stages: validate config -> models, optimizers -> losses and train step -> restore (or init_from)
 -> input pipeline at the restored position -> loop (step, log, validate, checkpoint) -> final
-checkpoint. A GAN run differs only in its state (`GanState`) and step (`steps.make_gan_train_step`). A non-finite metric stops the run before any checkpoint of the bad state is written.
+checkpoint. A GAN run differs only in its state (`GanState`) and step
+(`steps.make_gan_train_step`). A non-finite metric stops the run before any checkpoint of the bad
+state is written; SIGTERM or Ctrl-C saves the state reached.
 """
 
 import os

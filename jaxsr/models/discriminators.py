@@ -14,7 +14,7 @@ batch_stats `mean`/`var`; spectral-norm `weight_orig` -> params `kernel`, `weigh
 batch_stats `u` (`weight_v` is not kept: it is recomputed from u).
 """
 
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -24,12 +24,8 @@ from jaxsr.models import layers
 
 Dtype = Any
 
-_LRELU_SLOPE = 0.2
 SN_EPS = 1e-12  # torch.nn.utils.spectral_norm default.
-
-
-def _lrelu(x: jax.Array) -> jax.Array:
-  return nn.leaky_relu(x, negative_slope=_LRELU_SLOPE)
+_lrelu = layers.lrelu
 
 
 def _l2_normalize(x: jax.Array, eps: float = SN_EPS) -> jax.Array:
@@ -85,10 +81,15 @@ class SpectralNormConv2d(layers.Conv2d):
     return kernel
 
 
-def _check_input(model: nn.Module, x: jax.Array, num_in_ch: int) -> None:
+def _check_input(model: nn.Module, x: jax.Array, num_in_ch: int,
+                 input_size: Optional[int] = None) -> None:
+  """ValueError unless x is `[B, H, W, num_in_ch]` (with H = W = input_size when given)."""
+  name = type(model).__name__
   if x.ndim != 4 or x.shape[-1] != num_in_ch:
-    raise ValueError(f"{type(model).__name__} expects [B, H, W, {num_in_ch}] input, got "
-                     f"{x.shape}")
+    raise ValueError(f"{name} expects [B, H, W, {num_in_ch}] input, got {x.shape}")
+  if input_size is not None and x.shape[1:3] != (input_size, input_size):
+    raise ValueError(f"{name} built for {input_size}x{input_size} inputs, got "
+                     f"{x.shape[1]}x{x.shape[2]}")
 
 
 def _flatten_nchw(x: jax.Array) -> jax.Array:
@@ -133,10 +134,7 @@ class VGGStyleDiscriminator(Discriminator):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     """Logits `[B, 1]` float32 for x `[B, input_size, input_size, num_in_ch]` in [0, 1]."""
-    _check_input(self, x, self.num_in_ch)
-    if x.shape[1:3] != (self.input_size, self.input_size):
-      raise ValueError(f"VGGStyleDiscriminator built for {self.input_size}x{self.input_size} "
-                       f"inputs, got {x.shape[1]}x{x.shape[2]}")
+    _check_input(self, x, self.num_in_ch, self.input_size)
 
     def conv_bn(feat, features, suffix, **kwargs):
       feat = self.conv(features, f"conv{suffix}", use_bias=False, **kwargs)(feat)
@@ -223,10 +221,7 @@ class SeedDiscriminator(Discriminator):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     """Logits `[B, 1]` float32 for x `[B, input_size, input_size, num_in_ch]` in [0, 1]."""
-    _check_input(self, x, self.num_in_ch)
-    if x.shape[1:3] != (self.input_size, self.input_size):
-      raise ValueError(f"SeedDiscriminator built for {self.input_size}x{self.input_size} "
-                       f"inputs, got {x.shape[1]}x{x.shape[2]}")
+    _check_input(self, x, self.num_in_ch, self.input_size)
     feat = _lrelu(self.conv(self.num_feat, "conv0")(x))
     for i in range(1, self.num_down + 1):
       feat = self.conv(self.num_feat * min(2**i, 8), f"conv{i}", kernel_size=4, stride=2,

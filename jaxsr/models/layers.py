@@ -80,6 +80,12 @@ def torch_default_bias_init(fan_in: int) -> jax.nn.initializers.Initializer:
 # PyTorch `nn.Conv2d` / `nn.Linear` kernel init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)).
 torch_default_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
+def lrelu(x: jax.Array, negative_slope: float = 0.2) -> jax.Array:
+  """LeakyReLU, by default with the 0.2 slope of ESRGAN's RRDB, the GAN discriminators and
+  the seed's networks."""
+  return nn.leaky_relu(x, negative_slope=negative_slope)
+
+
 # PyTorch `nn.BatchNorm2d` defaults (its momentum 0.1 weights the new batch statistic).
 TORCH_BN_MOMENTUM = 0.9
 TORCH_BN_EPS = 1e-5

@@ -18,12 +18,8 @@ from jaxsr.models import layers
 
 Dtype = Any
 
-_LRELU_SLOPE = 0.2
 _RESIDUAL_SCALE = 0.2
-
-
-def _lrelu(x: jax.Array) -> jax.Array:
-  return nn.leaky_relu(x, negative_slope=_LRELU_SLOPE)
+_lrelu = layers.lrelu
 
 
 class ResidualDenseBlock(nn.Module):

@@ -28,11 +28,7 @@ import jax.numpy as jnp
 
 from jaxsr.models import layers
 
-_LRELU_SLOPE = 0.2
-
-
-def _lrelu(x: jax.Array) -> jax.Array:
-  return nn.leaky_relu(x, negative_slope=_LRELU_SLOPE)
+_lrelu = layers.lrelu
 
 
 class SeedGenerator(layers.SRModel):

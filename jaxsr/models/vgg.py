@@ -63,6 +63,12 @@ def check_layers(layers: Sequence[str]) -> None:
                      f"{list(VGG19_LAYERS)}")
 
 
+def _layers_up_to(layers: Sequence[str]) -> tuple[str, ...]:
+  """`VGG19_LAYERS` from the first to the deepest of `layers` (checked)."""
+  check_layers(layers)
+  return VGG19_LAYERS[:max(VGG19_LAYERS.index(name) for name in layers) + 1]
+
+
 class VGG19Features(nn.Module):
   """VGG19 `features` up to the deepest requested layer (3x3 convs with bias, 2x2 max-pools).
 
@@ -79,12 +85,10 @@ class VGG19Features(nn.Module):
     Returns:
       {layer: `[B, H / 2^p, W / 2^p, C]` float32} for each requested layer, p = pools before it.
     """
-    check_layers(self.layers)
-    last = max(VGG19_LAYERS.index(name) for name in self.layers)
     wanted = set(self.layers)
     out = {}
     x = x.astype(jnp.float32)
-    for name in VGG19_LAYERS[:last + 1]:
+    for name in _layers_up_to(self.layers):
       if name.startswith("conv"):
         x = layers_lib.Conv2d(_CONV_CHANNELS[name], name=name)(x)
       elif name.startswith("relu"):
@@ -264,11 +268,9 @@ def make_vgg_feature_apply(weights_path: str, layers: Sequence[str], use_input_n
     only the convs up to the deepest layer, float32 jnp arrays.
   """
   layers = tuple(layers)
-  check_layers(layers)
+  needed = [name for name in _layers_up_to(layers) if name.startswith("conv")]
   params, preprocessing = load_vgg19_params(resolve_vgg19_weights(weights_path))
   model = VGG19Features(layers)
-  last = max(VGG19_LAYERS.index(name) for name in layers)
-  needed = [name for name in VGG19_LAYERS[:last + 1] if name.startswith("conv")]
   variables = {"params": {name: {k: jnp.asarray(v, jnp.float32) for k, v in params[name].items()}
                           for name in needed}}
 
