@@ -18,6 +18,7 @@ PIXEL_LOSSES = tuple(losses.PIXEL_LOSSES)
 FEATURE_CRITERIA = tuple(losses.PERCEPTUAL_CRITERIA)
 SCHEDULES = ("constant", "multistep", "cosine")
 GAN_TYPES = losses.GAN_TYPES
+LPIPS_NETS = ("", "alex", "vgg")
 # Prefixes of free-form sub-configs, checked by their registries instead.
 _OPEN_PREFIXES = ("model.", "discriminator.")
 
@@ -70,6 +71,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.num_samples = 4  # Images drawn into the sample grid at each validation.
   c.eval.save_images = True  # Eval mode writes the SR images as PNG.
   c.eval.bicubic_baseline = False  # Eval mode also measures MATLAB bicubic, beside the model.
+  c.eval.noref = True  # Eval mode: contrast, sharpness, blur, aliasing of SR, bicubic and HR.
+  c.eval.lpips = ""  # Eval mode LPIPS: '' (off) | alex | vgg (needs local weights, below).
+  c.eval.lpips_weights = ""  # LPIPS linear heads (lpips package weights/v0.1/<net>.pth).
+  c.eval.lpips_backbone = ""  # torchvision alexnet-owt-7be5be79.pth / vgg16-397923af.pth.
   return c
 
 
@@ -165,6 +170,8 @@ def validate(config: ml_collections.ConfigDict,
       errors.append(f"{name}.schedule='{config[name].schedule}' is not one of {SCHEDULES}")
   if is_gan(config):
     errors += _gan_errors(config)
+  if config.eval.lpips not in LPIPS_NETS:
+    errors.append(f"eval.lpips='{config.eval.lpips}' is not one of {LPIPS_NETS}")
   if config.data.gt_size % max(config.scale, 1):
     errors.append(f"data.gt_size={config.data.gt_size} is not a multiple of scale={config.scale}")
   for key in ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",

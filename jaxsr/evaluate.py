@@ -24,8 +24,9 @@ from jaxsr import builders
 from jaxsr import checkpointing
 from jaxsr import config_base
 from jaxsr import metrics as metrics_lib
+from jaxsr import noref as noref_lib
+from jaxsr import report
 from jaxsr import sharding
-from jaxsr.data import input_pipeline
 from jaxsr.ops import color
 from jaxsr.ops import imresize
 
@@ -52,6 +53,9 @@ def dataset_name(spec: str) -> str:
 
 def load_eval_sets(specs: str, scale: int, data_dir: str = "") -> Dict[str, List[EvalPair]]:
   """Comma-separated dataset specs -> {dataset name: [EvalPair, ...]} ('' -> {})."""
+  # Imported here: TensorFlow (~450 MiB RSS, ~7 s to import) only reads datasets; inference
+  # (`jaxsr.upscale`) uses the rest of this module without it.
+  from jaxsr.data import input_pipeline  # pylint: disable=g-import-not-at-top
   sets = {}
   for spec in filter(None, (s.strip() for s in specs.split(","))):
     pairs = []
@@ -103,17 +107,78 @@ def published_bicubic_metrics(hr: np.ndarray, scale: int,
           "ssim_y": metrics_lib.ssim(sr, y, crop_border=scale)}
 
 
-def evaluate_set(sr_fn: Callable, variables, pairs: List[EvalPair], scale: int):
-  """Runs the model on every pair -> (summary {psnr_y, ssim_y, images}, [sr uint8 images])."""
+# (sr uint8 [H, W, 3], pair) -> extra per-image measures; see `make_image_measures`.
+ImageMeasures = Callable[[np.ndarray, EvalPair], dict]
+
+
+def _measured_form(image: np.ndarray, grayscale: bool) -> np.ndarray:
+  """uint8 RGB `[H, W, 3]` -> what is measured: itself, or its gray `[H, W]` for gray files."""
+  return metrics_lib.to_gray_uint8(image) if grayscale else image
+
+
+def make_image_measures(scale: int, noref: bool = True,
+                        lpips_fn: Optional[Callable] = None) -> Optional[ImageMeasures]:
+  """Perceptual and no-reference measures of an SR image, of bicubic on the same LR, and of HR.
+
+  Args:
+    scale: SR scale (no-reference measures crop this border, as PSNR does).
+    noref: compute `jaxsr.noref.measure_all` (contrast, sharpness, edge width, aliasing).
+    lpips_fn: `(a, b) -> float` LPIPS of uint8 RGB `[H, W, 3]` images, or None.
+
+  Returns:
+    `measures(sr, pair) -> {lpips?, <noref keys>?, 'bicubic': {...}, 'hr': {<noref keys>}}`
+    (the model's values at the top, like `psnr_y`), or None when nothing is asked.
+  """
+  if not noref and lpips_fn is None:
+    return None
+
+  def measures(sr: np.ndarray, pair: EvalPair) -> dict:
+    bicubic = metrics_lib.to_uint8(imresize.imresize_np(pair.lr, scale))
+    result = {}
+    for key, image in (("sr", sr), ("bicubic", bicubic), ("hr", pair.hr)):
+      values = {}
+      if lpips_fn is not None and key != "hr":
+        values["lpips"] = float(lpips_fn(image, pair.hr))
+      if noref:
+        values.update(noref_lib.measure_all(_measured_form(image, pair.grayscale), scale))
+      if key == "sr":
+        result.update(values)
+      else:
+        result[key] = values
+    return result
+
+  return measures
+
+
+def _mean_over_images(images: List[dict]) -> dict:
+  """Mean over images of every number in the per-image dicts (nested dicts kept, NaN ignored,
+  None when all are NaN); other entries (names) dropped."""
+  means = {}
+  for key, value in images[0].items():
+    if isinstance(value, dict):
+      means[key] = _mean_over_images([image[key] for image in images])
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+      values = np.array([image[key] for image in images], np.float64)
+      means[key] = float(np.nanmean(values)) if np.isfinite(values).any() else None
+  return means
+
+
+def evaluate_set(sr_fn: Callable, variables, pairs: List[EvalPair], scale: int,
+                 measures: Optional[ImageMeasures] = None):
+  """Runs the model on every pair -> (summary, [sr uint8 images]).
+
+  The summary holds the means over images of `psnr_y`, `ssim_y` and of what `measures` adds
+  (see `make_image_measures`), and `images`: the per-image values with their `name`.
+  """
   images, outputs = [], []
   for pair in pairs:
     sr = metrics_lib.to_uint8(sr_fn(variables, pair.lr))
-    images.append({"name": pair.name, **image_metrics(sr, pair.hr, scale, pair.grayscale)})
+    values = {"name": pair.name, **image_metrics(sr, pair.hr, scale, pair.grayscale)}
+    if measures is not None:
+      values.update(measures(sr, pair))
+    images.append(values)
     outputs.append(sr)
-  summary = {"psnr_y": float(np.mean([i["psnr_y"] for i in images])),
-             "ssim_y": float(np.mean([i["ssim_y"] for i in images])),
-             "images": images}
-  return summary, outputs
+  return {**_mean_over_images(images), "images": images}, outputs
 
 
 def sample_grid(pairs: List[EvalPair], srs: List[np.ndarray], scale: int,
@@ -181,43 +246,36 @@ def restore_eval_variables(config: ml_collections.ConfigDict, workdir: str,
   return variables, step
 
 
-def _cell(summary: Optional[dict]) -> str:
-  return f"{summary['psnr_y']:.2f} / {summary['ssim_y']:.4f}" if summary else "–"
+def _json_safe(value):
+  """NaN/inf -> None (JSON has no NaN), recursively."""
+  if isinstance(value, dict):
+    return {k: _json_safe(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return [_json_safe(v) for v in value]
+  if isinstance(value, float) and not np.isfinite(value):
+    return None
+  return value
 
 
-def write_report(eval_dir: str) -> str:
-  """Writes `<eval_dir>/report.md` from every `<dataset>_x<scale>.json` there (all scales
-  evaluated so far): one row per dataset and scale, Y-PSNR / Y-SSIM of the model and, where
-  measured, of bicubic. Returns the Markdown."""
-  rows = []
-  for file in sorted(os.listdir(eval_dir)):
-    if file.endswith(".json"):
-      with open(os.path.join(eval_dir, file)) as f:
-        summary = json.load(f)
-      if {"dataset", "scale", "psnr_y", "ssim_y"} <= set(summary):
-        rows.append(summary)
-  rows.sort(key=lambda s: (s["dataset"].lower(), s["scale"]))
-  with_baseline = any("bicubic" in s for s in rows)
-  model = rows[0].get("model", "model") if rows else "model"
-  header = ["dataset", "scale"] + (["bicubic"] if with_baseline else []) + [model]
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  for s in rows:
-    cells = [s["dataset"], f"x{s['scale']}"] + (
-        [_cell(s.get("bicubic"))] if with_baseline else []) + [_cell(s)]
-    lines.append("| " + " | ".join(cells) + " |")
-  text = ("Y-PSNR (dB) / Y-SSIM, border = scale, LR by MATLAB bicubic (8-bit)"
-          + ("; bicubic as the published tables (on Y)" if with_baseline else "") + ".\n\n"
-          + "\n".join(lines) + "\n")
-  with open(os.path.join(eval_dir, "report.md"), "w") as f:
-    f.write(text)
-  return text
+def make_lpips_measure(config: ml_collections.ConfigDict) -> Optional[Callable]:
+  """`(a, b) -> LPIPS` of uint8 RGB `[H, W, 3]` images per `config.eval.lpips*`, or None."""
+  if not config.eval.lpips:
+    return None
+  from jaxsr import lpips  # pylint: disable=g-import-not-at-top
+  lin_path, backbone_path = lpips.resolve_lpips_weights(
+      config.eval.lpips, config.eval.lpips_weights, config.eval.lpips_backbone)
+  distance = lpips.make_lpips_fn(
+      config.eval.lpips, lpips.load_lpips_params(config.eval.lpips, lin_path, backbone_path))
+  return lambda a, b: float(distance(a[None] / 255.0, b[None] / 255.0)[0])
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]:
   """`--mode=eval`: restores a checkpoint (none for parameter-free models) and writes
   `<workdir>/eval/<dataset>_x<scale>.json` (+ SR PNGs) for every `config.eval.datasets` spec,
-  and `<workdir>/eval/report.md` (see `write_report`); with `eval.bicubic_baseline` the JSON
-  and the report also hold MATLAB bicubic on the same images."""
+  and `<workdir>/eval/report.md` (see `jaxsr.report`); with `eval.bicubic_baseline` the JSON
+  and the report also hold bicubic PSNR/SSIM measured as the published tables are; with
+  `eval.noref` / `eval.lpips` the no-reference measures / LPIPS of SR, bicubic and HR
+  (`make_image_measures`)."""
   config_base.validate(config)
   if not config.eval.datasets:
     raise ValueError("Nothing to evaluate: set --config.eval.datasets=<spec>[,<spec>...]")
@@ -225,17 +283,20 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
   val_sets = load_eval_sets(config.eval.datasets, config.scale, config.data.data_dir)
   variables, step = restore_eval_variables(config, workdir, model)
   sr_fn = make_sr_fn(builders.make_apply_fn(model))
+  measures = make_image_measures(config.scale, config.eval.noref, make_lpips_measure(config))
 
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   results = {}
   for name, pairs in val_sets.items():
-    summary, srs = evaluate_set(sr_fn, variables, pairs, config.scale)
+    summary, srs = evaluate_set(sr_fn, variables, pairs, config.scale, measures)
     summary.update(dataset=name, scale=config.scale, model=config.model.name,
                    checkpoint_step=step)
     if config.eval.bicubic_baseline:
       baseline = [published_bicubic_metrics(p.hr, config.scale, p.grayscale) for p in pairs]
-      summary["bicubic"] = {k: float(np.mean([b[k] for b in baseline])) for k in baseline[0]}
+      summary.setdefault("bicubic", {}).update(
+          {k: float(np.mean([b[k] for b in baseline])) for k in baseline[0]})
+    summary = _json_safe(summary)
     results[name] = summary
     stem = f"{name}_x{config.scale}"
     with open(os.path.join(out_dir, stem + ".json"), "w") as f:
@@ -248,5 +309,5 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
     logging.info("%s x%d: PSNR-Y %.4f dB, SSIM-Y %.4f (%d images)", name, config.scale,
                  summary["psnr_y"], summary["ssim_y"], len(pairs))
   if jax.process_index() == 0:
-    logging.info("Report:\n%s", write_report(out_dir))
+    logging.info("Report:\n%s", report.write_report(out_dir))
   return results

@@ -29,7 +29,7 @@ def to_uint8(x) -> np.ndarray:
   return (x * np.float32(255.0)).round().astype(np.uint8)
 
 
-def _prepare(image, crop_border, test_y_channel):
+def prepare(image, crop_border, test_y_channel):
   """8-bit RGB `[H, W, 3]` (or gray `[H, W]`) -> float64 `[H - 2b, W - 2b, C]` in [0, 255]
   (C = 1 for Y or gray)."""
   image = np.asarray(image, np.float64)
@@ -57,7 +57,7 @@ def psnr(sr, hr, crop_border: int, test_y_channel: bool = True) -> float:
     test_y_channel: compare the Y channel of MATLAB `rgb2ycbcr` (papers) instead of RGB.
   """
   _check_shapes(sr, hr)
-  sr, hr = (_prepare(x, crop_border, test_y_channel) for x in (sr, hr))
+  sr, hr = (prepare(x, crop_border, test_y_channel) for x in (sr, hr))
   mse = np.mean((sr - hr)**2)
   if mse == 0:
     return float("inf")
@@ -96,7 +96,7 @@ def ssim(sr, hr, crop_border: int, test_y_channel: bool = True) -> float:
   Arguments as in `psnr`. RGB SSIM is the mean over the three channels.
   """
   _check_shapes(sr, hr)
-  sr, hr = (_prepare(x, crop_border, test_y_channel) for x in (sr, hr))
+  sr, hr = (prepare(x, crop_border, test_y_channel) for x in (sr, hr))
   return float(np.mean([_ssim_single_channel(sr[..., c], hr[..., c])
                         for c in range(sr.shape[-1])]))
 

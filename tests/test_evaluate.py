@@ -87,6 +87,7 @@ def test_eval_report_rows_per_dataset_and_scale_with_bicubic_baseline(tmp_path):
   config.eval.datasets = "folder:" + folder
   config.eval.bicubic_baseline = True
   config.eval.save_images = False
+  config.eval.noref = False
   workdir = str(tmp_path / "run")
   results = {}
   for scale in (2, 3):
@@ -119,3 +120,26 @@ def test_bicubic_baseline_reproduces_published_set5_row(scale):
   # Printed to 2 (PSNR) and 4 (SSIM) decimals.
   assert np.mean([r["psnr_y"] for r in rows]) == pytest.approx(psnr, abs=0.005)
   assert np.mean([r["ssim_y"] for r in rows]) == pytest.approx(ssim, abs=0.00005)
+
+
+def test_eval_reports_noref_measures_of_model_bicubic_and_hr(tmp_path):
+  from tests import utils  # pylint: disable=g-import-not-at-top
+  folder = utils.make_image_folder(tmp_path / "Set5" / "HR", count=2, size=(48, 40), seed=5)
+  config = config_base.base_config()
+  config.model.name, config.scale = "bicubic", 2
+  config.eval.datasets = "folder:" + folder
+  config.eval.save_images = False
+  summary = evaluate.evaluate(config, str(tmp_path / "run"))["Set5"]
+  keys = ("rms_contrast", "sharpness", "edge_width", "aliasing")
+  # The model is bicubic on the same LR: its measures are the bicubic ones, image by image.
+  for image in summary["images"]:
+    assert {k: image[k] for k in keys} == pytest.approx(image["bicubic"], rel=1e-3)
+    assert set(image["hr"]) == set(keys)
+  # Upscaling loses detail: HR is sharper than bicubic.
+  assert summary["hr"]["sharpness"] > summary["sharpness"]
+  assert summary["rms_contrast"] == pytest.approx(
+      np.mean([i["rms_contrast"] for i in summary["images"]]))
+  text = (tmp_path / "run" / "eval" / "report.md").read_text()
+  rows = [line for line in text.splitlines() if line.startswith("| Set5 | x2 |")]
+  assert [row.split(" | ")[2] for row in rows[1:]] == ["HR", "bicubic", "bicubic"]
+  assert "edge width (px)" in text and "LPIPS" not in text

@@ -22,7 +22,6 @@ the prepared files: DIV2K train HR is ~3.5 GB), which gives the pipeline random 
 
 import concurrent.futures
 import dataclasses
-import importlib
 import io
 import os
 import re
@@ -173,26 +172,27 @@ def _folder_items(folder: str) -> List[Tuple[str, str, Optional[bytes]]]:
 def _tfds_items(name, split, data_dir, default_splits, scale, hr_only, download):
   """Reads a prepared tfds dataset -> (hr items, lr items or None) as (name, '', bytes)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from jaxsr import datasets  # pylint: disable=g-import-not-at-top  # Registers set5, ...
   _check_div2k_scale(name, scale)
-  try:  # Registers jaxsr's own builders (set5, ...), if that package is there.
-    importlib.import_module("jaxsr.data.datasets")
-  except ModuleNotFoundError as e:
-    if e.name != "jaxsr.data.datasets":
-      raise
   where = data_dir or "the default tfds data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
-  prepare = (f"Prepare it once with `tfds build {name}"
-             f"{' --data_dir=' + data_dir if data_dir else ''}` (jaxsr's own datasets: add "
-             "`--imports jaxsr.data.datasets`; DIV2K and some others need a manual download, "
-             "see their tfds page).")
+  prepare = datasets.manual_data_hint(name, data_dir)  # jaxsr's benchmark sets.
+  if not prepare:
+    prepare = (f"Prepare it once with `tfds build {name}"
+               f"{' --data_dir=' + data_dir if data_dir else ''}` "
+               "(DIV2K and some others need a manual download, see their tfds page).")
+  prepare += " Or use a folder:<dir> spec."
   try:
     builder = tfds.builder(name, data_dir=data_dir or None)
   except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(f"TFDS dataset '{name}' is neither registered nor prepared in {where}. "
-                     f"{prepare}") from e
+    raise ValueError(f"TFDS dataset '{name}' is neither registered nor prepared in {where} "
+                     f"(jaxsr adds {', '.join(datasets.BUILDERS)}). {prepare}") from e
   if not builder.is_prepared():
-    if not download:
+    if download:
+      builder.download_and_prepare()
+    elif datasets.prepare_if_manual(name, data_dir):
+      builder = tfds.builder(name, data_dir=data_dir or None)  # Reads the prepared info.
+    else:
       raise ValueError(f"TFDS dataset '{name}' is not prepared in {where}. {prepare}")
-    builder.download_and_prepare()
   features = builder.info.features
   image_keys = [k for k in ("hr", "lr") if k in features]
   if image_keys != ["hr", "lr"] or hr_only:

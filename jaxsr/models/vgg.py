@@ -1,15 +1,19 @@
-"""Frozen VGG19 feature extractor for perceptual / style losses (BasicSR `VGGFeatureExtractor`).
+"""Frozen torchvision-style feature extractors: VGG19 and VGG16 (perceptual / style losses,
+BasicSR `VGGFeatureExtractor`; LPIPS) and AlexNet (LPIPS).
 
-Layer names follow BasicSR (`convX_Y` before the ReLU, `reluX_Y` after it, `poolX`). Weights come
-from either pretrained file, which differ in their expected input:
+Layer names follow BasicSR (`convX_Y` before the ReLU, `reluX_Y` after it, `poolX`; AlexNet:
+`convX`, `reluX`, `poolX`); the i-th name of an architecture's `layers` is torchvision's
+`features.{i}`. VGG weights come from either pretrained file, which differ in their expected
+input:
 
-* Keras applications `vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5` (caffe-converted):
-  'caffe' preprocessing, x*255, RGB -> BGR, minus the BGR mean `CAFFE_MEAN_BGR`.
-* torchvision `vgg19-dcbb9e9d.pth`: 'torch' preprocessing, (x - mean) / std on RGB in [0, 1].
+* Keras applications `vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5` (caffe-converted,
+  VGG19 only): 'caffe' preprocessing, x*255, RGB -> BGR, minus the BGR mean `CAFFE_MEAN_BGR`.
+* torchvision `vgg19-dcbb9e9d.pth` / `vgg16-397923af.pth` / `alexnet-owt-7be5be79.pth`:
+  'torch' preprocessing, (x - mean) / std on RGB in [0, 1].
 """
 
 import os
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import flax.linen as nn
 import h5py
@@ -19,25 +23,53 @@ import numpy as np
 
 from jaxsr.models import layers as layers_lib
 
-# (block, convs per block, channels) of VGG19.
-_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
+
+class FeatureArch(NamedTuple):
+  """A torchvision `features` stack of convs (with bias), ReLUs and max-pools.
+
+  Attributes:
+    name: display name, e.g. 'VGG19'.
+    layers: layer names; the i-th is torchvision's `features.{i}` (`conv*` a Conv2d, `relu*` a
+      ReLU, `pool*` a MaxPool2d).
+    convs: (name, in, out, kernel, stride, padding) of each conv, in order.
+    pool: (window, stride) of every max-pool (no padding, floor mode).
+  """
+  name: str
+  layers: tuple[str, ...]
+  convs: tuple[tuple[str, int, int, int, int, int], ...]
+  pool: tuple[int, int]
 
 
-def _layer_names() -> tuple[str, ...]:
-  names = []
-  for block, num_convs, _ in _BLOCKS:
+def _vgg_arch(name: str, blocks: Sequence[tuple[int, int, int]]) -> FeatureArch:
+  """VGG from (block, convs per block, channels): 3x3 'same' convs, 2x2 stride-2 pools."""
+  layers, convs, channels = [], [], 3
+  for block, num_convs, out in blocks:
     for i in range(1, num_convs + 1):
-      names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-    names.append(f"pool{block}")
-  return tuple(names)
+      layers += [f"conv{block}_{i}", f"relu{block}_{i}"]
+      convs.append((f"conv{block}_{i}", channels, out, 3, 1, 1))
+      channels = out
+    layers.append(f"pool{block}")
+  return FeatureArch(name, tuple(layers), tuple(convs), (2, 2))
 
 
-VGG19_LAYERS: tuple[str, ...] = _layer_names()  # BasicSR NAMES['vgg19'].
-VGG19_CONVS: tuple[str, ...] = tuple(n for n in VGG19_LAYERS if n.startswith("conv"))
-_CONV_CHANNELS = {f"conv{b}_{i}": c for b, n, c in _BLOCKS for i in range(1, n + 1)}
-# Kernel shape [3, 3, in, out] of each conv.
-_KERNEL_SHAPES = {name: (3, 3, _CONV_CHANNELS[prev] if prev else 3, _CONV_CHANNELS[name])
-                  for prev, name in zip(("",) + VGG19_CONVS[:-1], VGG19_CONVS)}
+ARCHS: dict[str, FeatureArch] = {
+    "vgg16": _vgg_arch("VGG16", ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512),
+                                 (5, 3, 512))),
+    "vgg19": _vgg_arch("VGG19", ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512),
+                                 (5, 4, 512))),
+    "alexnet": FeatureArch(  # torchvision `alexnet().features`.
+        "AlexNet",
+        ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3", "conv4",
+         "relu4", "conv5", "relu5", "pool5"),
+        (("conv1", 3, 64, 11, 4, 2), ("conv2", 64, 192, 5, 1, 2), ("conv3", 192, 384, 3, 1, 1),
+         ("conv4", 384, 256, 3, 1, 1), ("conv5", 256, 256, 3, 1, 1)),
+        (3, 2)),
+}
+
+VGG19_LAYERS: tuple[str, ...] = ARCHS["vgg19"].layers  # BasicSR NAMES['vgg19'].
+VGG19_CONVS: tuple[str, ...] = tuple(c[0] for c in ARCHS["vgg19"].convs)
+VGG16_LAYERS: tuple[str, ...] = ARCHS["vgg16"].layers  # BasicSR NAMES['vgg16'].
+ALEXNET_LAYERS: tuple[str, ...] = ARCHS["alexnet"].layers
 
 KERAS_VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 KERAS_VGG19_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
@@ -49,69 +81,89 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
 TORCH_STD_RGB = (0.229, 0.224, 0.225)
 
-# torchvision `features.{i}` index of each conv, in VGG19_CONVS order.
-_TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
-
 Params = dict[str, dict[str, np.ndarray]]
 
 
-def check_layers(layers: Sequence[str]) -> None:
-  """Raises ValueError unless `layers` is a non-empty sequence of `VGG19_LAYERS` names."""
-  unknown = [name for name in layers if name not in VGG19_LAYERS]
+def get_arch(arch: str) -> FeatureArch:
+  """The `ARCHS` entry 'vgg16', 'vgg19' or 'alexnet' (ValueError otherwise)."""
+  if arch not in ARCHS:
+    raise ValueError(f"Unknown feature architecture {arch!r}; expected one of {list(ARCHS)}")
+  return ARCHS[arch]
+
+
+def check_layers(layers: Sequence[str], arch: str = "vgg19") -> None:
+  """Raises ValueError unless `layers` is a non-empty sequence of `arch`'s layer names."""
+  spec = get_arch(arch)
+  unknown = [name for name in layers if name not in spec.layers]
   if unknown or not layers:
-    raise ValueError(f"Unknown or no VGG19 layers {unknown or list(layers)}; valid layers: "
-                     f"{list(VGG19_LAYERS)}")
+    raise ValueError(f"Unknown or no {spec.name} layers {unknown or list(layers)}; valid "
+                     f"layers: {list(spec.layers)}")
 
 
-def _layers_up_to(layers: Sequence[str]) -> tuple[str, ...]:
-  """`VGG19_LAYERS` from the first to the deepest of `layers` (checked)."""
-  check_layers(layers)
-  return VGG19_LAYERS[:max(VGG19_LAYERS.index(name) for name in layers) + 1]
+def _layers_up_to(layers: Sequence[str], arch: str = "vgg19") -> tuple[str, ...]:
+  """`arch`'s layers from the first to the deepest of `layers` (checked)."""
+  check_layers(layers, arch)
+  all_layers = ARCHS[arch].layers
+  return all_layers[:max(all_layers.index(name) for name in layers) + 1]
 
 
-class VGG19Features(nn.Module):
-  """VGG19 `features` up to the deepest requested layer (3x3 convs with bias, 2x2 max-pools).
+class TorchvisionFeatures(nn.Module):
+  """torchvision `features` of `arch` up to the deepest requested layer.
 
   Attributes:
-    layers: names from `VGG19_LAYERS` to return. Only the convs up to the deepest one exist
-      as parameters (`{'conv1_1': {'kernel': [3, 3, in, out], 'bias': [out]}, ...}`).
+    layers: names from `arch`'s layers (e.g. `VGG19_LAYERS`) to return. Only the convs up to
+      the deepest one exist as parameters (`{'conv1_1': {'kernel': [k, k, in, out],
+      'bias': [out]}, ...}`).
+    arch: 'vgg19' (default), 'vgg16' or 'alexnet'.
   """
   layers: tuple[str, ...]
+  arch: str = "vgg19"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
     """Features of `x` `[B, H, W, 3]`, already normalised as the weights expect.
 
     Returns:
-      {layer: `[B, H / 2^p, W / 2^p, C]` float32} for each requested layer, p = pools before it.
+      {layer: `[B, h, w, C]` float32} for each requested layer (VGG: h = H / 2^p, p = pools
+      before it).
     """
+    spec = get_arch(self.arch)
+    convs = {conv[0]: conv for conv in spec.convs}
+    window, stride = spec.pool
     wanted = set(self.layers)
     out = {}
     x = x.astype(jnp.float32)
-    for name in _layers_up_to(self.layers):
+    for name in _layers_up_to(self.layers, self.arch):
       if name.startswith("conv"):
-        x = layers_lib.Conv2d(_CONV_CHANNELS[name], name=name)(x)
+        _, _, features, kernel, conv_stride, padding = convs[name]
+        x = layers_lib.Conv2d(features, kernel, stride=conv_stride, padding=padding,
+                              name=name)(x)
       elif name.startswith("relu"):
         x = nn.relu(x)
       else:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = nn.max_pool(x, (window, window), strides=(stride, stride))
       if name in wanted:
         out[name] = x
     return out
+
+
+VGG19Features = TorchvisionFeatures  # Its former name (arch defaults to 'vgg19').
 
 
 def _decode(names) -> list[str]:
   return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
-def _check_convs(params: Params, path: str) -> Params:
-  missing = [name for name in VGG19_CONVS if name not in params]
+def _check_convs(params: Params, path: str, arch: str = "vgg19") -> Params:
+  """`params`, checked to hold every conv of `arch` with its kernel `[k, k, in, out]` and bias."""
+  spec = get_arch(arch)
+  missing = [conv[0] for conv in spec.convs if conv[0] not in params]
   if missing:
-    raise ValueError(f"VGG19 weights file {path!r} lacks conv layers {missing}")
-  for name in VGG19_CONVS:
-    kernel, bias, shape = params[name]["kernel"], params[name]["bias"], _KERNEL_SHAPES[name]
+    raise ValueError(f"{spec.name} weights file {path!r} lacks conv layers {missing}")
+  for name, cin, cout, k, _, _ in spec.convs:
+    kernel, bias, shape = params[name]["kernel"], params[name]["bias"], (k, k, cin, cout)
     if kernel.shape != shape or bias.shape != shape[3:]:
-      raise ValueError(f"VGG19 weights file {path!r}: layer {name} has kernel "
+      raise ValueError(f"{spec.name} weights file {path!r}: layer {name} has kernel "
                        f"{kernel.shape} and bias {bias.shape}, not {shape} and {shape[3:]}")
   return params
 
@@ -160,22 +212,27 @@ def save_keras_h5(path: str, params: Mapping[str, Mapping[str, np.ndarray]]) -> 
     f.attrs["layer_names"] = layer_names
 
 
-def load_torchvision_pth(path: str) -> tuple[Params, str]:
-  """Reads torchvision's `vgg19-*.pth` state dict (`features.{i}.weight` `[out, in, 3, 3]`).
+def load_torchvision_pth(path: str, arch: str = "vgg19") -> tuple[Params, str]:
+  """Reads torchvision's `vgg19-*.pth` (or `vgg16-*`, `alexnet-*`: see `arch`) state dict.
+
+  Conv weights are `features.{i}.weight` `[out, in, k, k]` and `features.{i}.bias`, i the
+  conv's index in `ARCHS[arch].layers`; other entries (the classifier) are ignored.
 
   Returns:
-    (params {'convB_C': {'kernel' [3, 3, in, out], 'bias'}} float32 numpy, 'torch').
+    (params {conv: {'kernel' [k, k, in, out], 'bias' [out]}} float32 numpy, 'torch').
   """
   from jaxsr import torch_io  # pylint: disable=g-import-not-at-top
 
   state = torch_io.load_state_dict(path)
+  spec = get_arch(arch)
   params = {}
-  for name, index in zip(VGG19_CONVS, _TORCHVISION_CONV_INDICES):
+  for name, *_ in spec.convs:
+    index = spec.layers.index(name)
     weight, bias = state.get(f"features.{index}.weight"), state.get(f"features.{index}.bias")
     if weight is not None and bias is not None:
       params[name] = {"kernel": layers_lib.torch_conv_weight_to_flax(weight).astype(np.float32),
                       "bias": np.asarray(bias, np.float32)}
-  return _check_convs(params, path), "torch"
+  return _check_convs(params, path, arch), "torch"
 
 
 def load_vgg19_params(path: str) -> tuple[Params, str]:
@@ -270,7 +327,7 @@ def make_vgg_feature_apply(weights_path: str, layers: Sequence[str], use_input_n
   layers = tuple(layers)
   needed = [name for name in _layers_up_to(layers) if name.startswith("conv")]
   params, preprocessing = load_vgg19_params(resolve_vgg19_weights(weights_path))
-  model = VGG19Features(layers)
+  model = TorchvisionFeatures(layers)
   variables = {"params": {name: {k: jnp.asarray(v, jnp.float32) for k, v in params[name].items()}
                           for name in needed}}
 

@@ -1,0 +1,14 @@
+"""tensorflow-datasets builders; importing this package registers them (see `benchmarks`)."""
+
+from jaxsr.datasets.benchmarks import B100
+from jaxsr.datasets.benchmarks import BenchmarkBuilder
+from jaxsr.datasets.benchmarks import BenchmarkSet
+from jaxsr.datasets.benchmarks import BUILDERS
+from jaxsr.datasets.benchmarks import Div2kValid
+from jaxsr.datasets.benchmarks import find_manual_data
+from jaxsr.datasets.benchmarks import Manga109
+from jaxsr.datasets.benchmarks import manual_data_hint
+from jaxsr.datasets.benchmarks import prepare_if_manual
+from jaxsr.datasets.benchmarks import Set14
+from jaxsr.datasets.benchmarks import Set5
+from jaxsr.datasets.benchmarks import Urban100

@@ -1,0 +1,100 @@
+"""`<workdir>/eval/report.md`: the evaluation JSONs of a workdir as the tables papers print.
+
+Table 1: one row per dataset and scale, Y-PSNR / Y-SSIM of the model and, where measured, of
+bicubic (`eval.bicubic_baseline`, measured as the published tables are).
+Table 2 (when measured): LPIPS and the no-reference measures of `jaxsr.noref` for HR, bicubic
+(from the same LR as the model) and the model, one row each per dataset and scale.
+"""
+
+import json
+import os
+from typing import List, Optional
+
+from jaxsr import noref
+
+_REQUIRED = {"dataset", "scale", "psnr_y", "ssim_y"}
+# Table 2 columns: summary key -> header.
+_MEASURE_HEADERS = {"lpips": "LPIPS ↓", "rms_contrast": "RMS contrast",
+                    "sharpness": "sharpness ↑", "edge_width": "edge width (px) ↓",
+                    "aliasing": "aliasing (°) ↓"}
+
+
+def load_summaries(eval_dir: str) -> List[dict]:
+  """Every `<dataset>_x<scale>.json` summary in `eval_dir`, sorted by dataset, then scale."""
+  summaries = []
+  for file in sorted(os.listdir(eval_dir)):
+    if file.endswith(".json"):
+      with open(os.path.join(eval_dir, file)) as f:
+        summary = json.load(f)
+      if isinstance(summary, dict) and _REQUIRED <= set(summary):
+        summaries.append(summary)
+  return sorted(summaries, key=lambda s: (s["dataset"].lower(), s["scale"]))
+
+
+def _row(cells) -> str:
+  return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+  return [_row(header), "|" + "---|" * len(header)] + [_row(r) for r in rows]
+
+
+def _psnr_ssim(values: Optional[dict]) -> str:
+  if not values or "psnr_y" not in values:
+    return "–"
+  return f"{values['psnr_y']:.2f} / {values['ssim_y']:.4f}"
+
+
+def _number(value) -> str:
+  if value is None:
+    return "–"
+  return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def psnr_table(summaries: List[dict]) -> List[str]:
+  """Markdown lines: dataset | scale | [bicubic] | model, cells 'PSNR / SSIM'."""
+  with_baseline = any("psnr_y" in s.get("bicubic", {}) for s in summaries)
+  model = summaries[0].get("model", "model") if summaries else "model"
+  header = ["dataset", "scale"] + (["bicubic"] if with_baseline else []) + [model]
+  rows = [[s["dataset"], f"x{s['scale']}"] + ([_psnr_ssim(s.get("bicubic"))]
+                                              if with_baseline else []) + [_psnr_ssim(s)]
+          for s in summaries]
+  return _table(header, rows)
+
+
+def measures_table(summaries: List[dict]) -> List[str]:
+  """Markdown lines: dataset | scale | image (HR, bicubic, model) | LPIPS and no-reference
+  measures; [] when no summary has any."""
+  keys = [k for k in _MEASURE_HEADERS
+          if any(k in s or k in s.get("hr", {}) for s in summaries)]
+  if not keys:
+    return []
+  rows = []
+  for s in summaries:
+    for label, values in (("HR", s.get("hr", {})), ("bicubic", s.get("bicubic", {})),
+                          (s.get("model", "model"), s)):
+      if any(k in values for k in keys):
+        rows.append([s["dataset"], f"x{s['scale']}", label]
+                    + [_number(values.get(k)) for k in keys])
+  return _table(["dataset", "scale", "image"] + [_MEASURE_HEADERS[k] for k in keys], rows)
+
+
+def write_report(eval_dir: str) -> str:
+  """Writes `<eval_dir>/report.md` from the summaries there (all scales evaluated so far) and
+  returns the Markdown."""
+  summaries = load_summaries(eval_dir)
+  with_baseline = any("psnr_y" in s.get("bicubic", {}) for s in summaries)
+  lines = ["Y-PSNR (dB) / Y-SSIM, border = scale, LR by MATLAB bicubic (8-bit)"
+           + ("; bicubic measured as the published tables (on Y)." if with_baseline else "."),
+           ""] + psnr_table(summaries)
+  measures = measures_table(summaries)
+  if measures:
+    lines += ["", "Perceptual and no-reference measures (means over images; border = scale; "
+              "for SR, closer to HR is better):", ""] + measures + [""]
+    lines += [f"- {_MEASURE_HEADERS[k]}: {description}"
+              for k, (description, _) in noref.NOREF_KEYS.items()
+              if any(k in s for s in summaries)]
+  text = "\n".join(lines) + "\n"
+  with open(os.path.join(eval_dir, "report.md"), "w") as f:
+    f.write(text)
+  return text
