@@ -54,10 +54,11 @@ _TOLERANCE = 1e-9
 
 # Report columns: key -> (short description, better direction of the value on its own).
 NOREF_KEYS = {
-    "rms_contrast": ("RMS contrast: std of luminance Y in [0, 1]", "closer to HR"),
-    "sharpness": ("mean Sobel gradient magnitude of Y (per pixel)", "higher"),
-    "edge_width": ("blur: mean edge width in pixels (Marziliano 2002)", "lower"),
-    "aliasing": ("jaggies: fine vs coarse gradient orientation, degrees", "lower"),
+    "rms_contrast": ("std of luminance Y in [0, 1] (Peli)", "closer to HR"),
+    "sharpness": ("mean Sobel gradient magnitude of Y, per pixel (Tenengrad)", "higher"),
+    "edge_width": ("blur: mean edge width (Marziliano 2002)", "lower"),
+    "aliasing": ("jaggies: angle between fine- and coarse-scale gradient orientations at "
+                 "edges (textures add a baseline)", "lower"),
 }
 
 

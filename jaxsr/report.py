@@ -14,9 +14,8 @@ from jaxsr import noref
 
 _REQUIRED = {"dataset", "scale", "psnr_y", "ssim_y"}
 # Table 2 columns: summary key -> header.
-_MEASURE_HEADERS = {"lpips": "LPIPS ↓", "rms_contrast": "RMS contrast",
-                    "sharpness": "sharpness ↑", "edge_width": "edge width (px) ↓",
-                    "aliasing": "aliasing (°) ↓"}
+_MEASURE_HEADERS = {"lpips": "LPIPS", "rms_contrast": "RMS contrast", "sharpness": "sharpness",
+                    "edge_width": "edge width (px)", "aliasing": "aliasing (°)"}
 
 
 def load_summaries(eval_dir: str) -> List[dict]:
@@ -89,8 +88,10 @@ def write_report(eval_dir: str) -> str:
            ""] + psnr_table(summaries)
   measures = measures_table(summaries)
   if measures:
-    lines += ["", "Perceptual and no-reference measures (means over images; border = scale; "
-              "for SR, closer to HR is better):", ""] + measures + [""]
+    with_lpips = any("lpips" in s for s in summaries)
+    lines += ["", "Perceptual and no-reference measures (means over images, border = scale): "
+              + ("LPIPS lower is better, " if with_lpips else "")
+              + "no-reference measures closer to HR is better.", ""] + measures + [""]
     lines += [f"- {_MEASURE_HEADERS[k]}: {description}"
               for k, (description, _) in noref.NOREF_KEYS.items()
               if any(k in s for s in summaries)]

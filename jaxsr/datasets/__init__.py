@@ -12,3 +12,7 @@ from jaxsr.datasets.benchmarks import prepare_if_manual
 from jaxsr.datasets.benchmarks import Set14
 from jaxsr.datasets.benchmarks import Set5
 from jaxsr.datasets.benchmarks import Urban100
+
+__all__ = ["B100", "BenchmarkBuilder", "BenchmarkSet", "BUILDERS", "Div2kValid",
+           "find_manual_data", "Manga109", "manual_data_hint", "prepare_if_manual", "Set14",
+           "Set5", "Urban100"]
