@@ -36,6 +36,7 @@ setup(
         "h5py>=3.10",  # Keras VGG19 weights (comes with tensorflow; imported directly).
         "ml_dtypes>=0.5",  # bfloat16 tensors in .pth files (comes with jax).
         "scipy>=1.11,<2",
+        "tqdm>=4.60",  # Progress bars of jaxsr.upscale (comes with tensorflow-datasets).
     ],
     extras_require={
         "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],

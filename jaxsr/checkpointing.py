@@ -53,6 +53,15 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: Dict
   logging.info("Saved checkpoint at step %d in %s", step, manager.directory)
 
 
+def split_checkpoint_path(path: str, default: str = "latest") -> Tuple[str, str]:
+  """`<workdir>/checkpoints/<step>` -> (workdir, '<step>'); `<workdir>` -> (workdir, default)."""
+  path = os.path.normpath(path)
+  parent, leaf = os.path.split(path)
+  if leaf.isdigit() and os.path.basename(parent) == "checkpoints":
+    return os.path.dirname(parent), leaf
+  return path, default
+
+
 def resolve_step(manager: ocp.CheckpointManager, which: str) -> int:
   """'best' | 'latest' | '<step>' -> a saved step; ValueError when there is none."""
   steps = manager.all_steps()
@@ -61,8 +70,10 @@ def resolve_step(manager: ocp.CheckpointManager, which: str) -> int:
   if which == "latest":
     return manager.latest_step()
   if which == "best":
-    # Falls back to the latest step when no checkpoint carries validation metrics.
-    return manager.best_step()
+    # Falls back to the latest step when no checkpoint carries validation metrics (orbax then
+    # returns None).
+    best = manager.best_step()
+    return manager.latest_step() if best is None else best
   try:
     step = int(which)
   except ValueError:

@@ -23,6 +23,7 @@ import numpy as np
 from jaxsr import builders
 from jaxsr import checkpointing
 from jaxsr import config_base
+from jaxsr import convert
 from jaxsr import evaluate
 from jaxsr import sharding
 from jaxsr import state as state_lib
@@ -65,20 +66,18 @@ def _format_progress(step: int, total: int, means: Dict[str, float], speed: Dict
           f"ETA {eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s")
 
 
-def _init_source(init_from: str) -> Tuple[str, str]:
-  """`<workdir>` -> (workdir, 'latest'); `<workdir>/checkpoints/<step>` -> (workdir, step)."""
-  path = os.path.normpath(init_from)
-  parent, leaf = os.path.split(path)
-  if leaf.isdigit() and os.path.basename(parent) == "checkpoints":
-    return os.path.dirname(parent), leaf
-  return path, "latest"
-
-
-def load_init_variables(init_from: str, like: Dict[str, Any]) -> Dict[str, Any]:
+def load_init_variables(init_from: str, like: Dict[str, Any], model_name: str = "",
+                        scale: Optional[int] = None) -> Dict[str, Any]:
   """The generator variables (EMA params, which equal the params when that run kept no EMA, and
   BatchNorm statistics) of `init_from` — a workdir (its latest checkpoint) or one checkpoint
-  directory `<workdir>/checkpoints/<step>` of a PSNR or GAN run — placed like `like`."""
-  workdir, which = _init_source(init_from)
+  directory `<workdir>/checkpoints/<step>` of a PSNR or GAN run — placed like `like`; or
+  `basicsr:<file.pth>`, BasicSR weights of model `model_name` at `scale` (see `convert`)."""
+  if init_from.startswith(convert.BASICSR_PREFIX):
+    path = init_from[len(convert.BASICSR_PREFIX):]
+    _, variables = convert.load_basicsr_variables(path, model_name, like=like, scale=scale)
+    logging.info("Initialised the generator from BasicSR weights %s", path)
+    return jax.device_put(variables, jax.tree.leaves(like)[0].sharding)
+  workdir, which = checkpointing.split_checkpoint_path(init_from)
   if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
     raise ValueError(f"init_from={init_from}: no checkpoints in {workdir}")
   source = checkpointing.create_manager(workdir, read_only=True)
@@ -102,7 +101,8 @@ def restore_or_init(config: ml_collections.ConfigDict, manager, comps: builders.
   fresh_state = builders.build_state(config, comps, mesh)
   if config.init_from:
     variables = load_init_variables(
-        config.init_from, state_lib.generator_variables(fresh_state, use_ema=False))
+        config.init_from, state_lib.generator_variables(fresh_state, use_ema=False),
+        config.model.name, config.scale)
     params, model_state = state_lib.split_variables(variables)
     # Separate buffers: the train step donates both trees.
     return fresh_state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params),

@@ -19,6 +19,7 @@ SMALL = {
     "rrdbnet": dict(num_feat=8, num_block=1, num_grow_ch=4),
     "bicubic": {},
     "seed": dict(num_feat=8, num_down=2),
+    "srvgg": dict(num_feat=8, num_conv=2),
 }
 
 

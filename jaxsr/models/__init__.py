@@ -27,6 +27,7 @@ from jaxsr.models.layers import count_params
 from jaxsr.models.rrdbnet import RRDBNet
 from jaxsr.models.seed import SeedGenerator
 from jaxsr.models.srresnet import MSRResNet
+from jaxsr.models.srvgg import SRVGGNetCompact
 
 MODELS: dict[str, type[nn.Module]] = {
     "msrresnet": MSRResNet,
@@ -34,6 +35,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "rrdbnet": RRDBNet,
     "bicubic": Bicubic,
     "seed": SeedGenerator,
+    "srvgg": SRVGGNetCompact,
 }
 
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
@@ -130,5 +132,5 @@ def create_discriminator(name: str, dtype: Any = jnp.float32, **kwargs) -> nn.Mo
 
 __all__ = ["MODELS", "DISCRIMINATORS", "create_model", "create_discriminator",
            "supported_scales", "model_options", "discriminator_options", "count_params",
-           "Bicubic", "EDSR", "MSRResNet", "RRDBNet", "SeedGenerator",
+           "Bicubic", "EDSR", "MSRResNet", "RRDBNet", "SeedGenerator", "SRVGGNetCompact",
            "VGGStyleDiscriminator", "UNetDiscriminatorSN", "SeedDiscriminator"]

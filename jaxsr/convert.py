@@ -1,0 +1,418 @@
+"""Imports BasicSR / Real-ESRGAN weights (a `.pth` state dict) into a jaxsr workdir.
+
+  python -m jaxsr.convert --from=basicsr --arch=rrdbnet --input=RealESRGAN_x4plus.pth \
+      --workdir=/tmp/x4plus
+  python -m jaxsr.main --mode=eval --config=/tmp/x4plus/config.py --workdir=/tmp/x4plus \
+      --config.eval.datasets=folder:/data/Set5/HR
+
+The file may hold BasicSR's {'params': sd}, {'params_ema': sd} (both: 'params_ema' is taken
+unless --key says otherwise) or the bare state dict sd; it is read by `torch_io` (no torch, no
+code from the file runs). Architecture hyper-parameters are read off the tensor shapes (see
+`infer_hparams`); the few that shapes cannot tell have flags. The workdir gets:
+
+* `checkpoints/0`: an orbax checkpoint whose `state` holds `step`, `params`, `ema_params` (the
+  same weights) and `model_state` (a discriminator: `d_params`, `d_model_state`), so that
+  `--mode=eval`, `evaluate.restore_eval_variables`, `checkpointing.restore_generator` and
+  `--config.init_from=<workdir>` read it as a checkpoint of a training run;
+* `config.json`: the full config (`config_base.base_config()`, or `gan_config()` for a
+  discriminator, with model.*, scale and ema_decay=0 set);
+* `config.py`: the same config as a config file for `python -m jaxsr.main --config=...`.
+
+Mapping (`state_dict_to_variables`): keys follow `layers.flax_param_path`; conv weights are
+transposed by `layers.torch_conv_weight_to_flax`, linear weights by `.T`, 1-D weights (PReLU
+slopes) copied; BatchNorm `weight`/`bias` -> params `scale`/`bias`, `running_mean`/`running_var`
+-> batch_stats `mean`/`var` (`num_batches_tracked` dropped). Training can also start from such
+a file directly: `--config.init_from=basicsr:<file.pth>` (see `train.load_init_variables`).
+"""
+
+import math
+import os
+import re
+from typing import Any, Dict, Optional, Tuple
+
+from absl import app
+from absl import flags
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxsr import checkpointing
+from jaxsr import config_base
+from jaxsr import models
+from jaxsr import state as state_lib
+from jaxsr import torch_io
+from jaxsr.models import layers
+from jaxsr.models import srvgg
+
+# --arch -> jaxsr registry name (generators in models.MODELS, discriminators in DISCRIMINATORS).
+GENERATOR_ARCHS = ("msrresnet", "edsr", "rrdbnet", "srvgg")
+DISCRIMINATOR_ARCHS = {"vgg_discriminator": "vgg_style"}
+ARCHS = GENERATOR_ARCHS + tuple(DISCRIMINATOR_ARCHS)
+BASICSR_PREFIX = "basicsr:"  # init_from=basicsr:<file.pth>
+
+StateDict = Dict[str, np.ndarray]
+
+# BatchNorm state-dict leaf -> (Linen collection, variable name).
+_BATCH_NORM = {"weight": ("params", "scale"), "bias": ("params", "bias"),
+               "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyper-parameters from shapes.
+
+
+class _Reader:
+  """Shapes of a state dict for `arch`, with errors that name the arch and the missing key."""
+
+  def __init__(self, arch: str, state_dict: StateDict):
+    self.arch, self.state_dict = arch, state_dict
+
+  def shape(self, key: str) -> tuple:
+    if key not in self.state_dict:
+      keys = sorted(self.state_dict)
+      raise ValueError(f"Not a BasicSR {self.arch} state dict: no '{key}' (it has "
+                       f"{len(keys)} keys: {keys[:6]}{' ...' if len(keys) > 6 else ''})")
+    return self.state_dict[key].shape
+
+  def indices(self, pattern: str) -> list:
+    """Sorted integers i of the keys matching `pattern` (a regex with one `(\\d+)` group)."""
+    regex = re.compile(pattern)
+    return sorted({int(m.group(1)) for k in self.state_dict if (m := regex.fullmatch(k))})
+
+  def count(self, pattern: str) -> int:
+    """Number of blocks `pattern` matches; ValueError unless they are numbered 0..n-1."""
+    found = self.indices(pattern)
+    if found != list(range(len(found))):
+      raise ValueError(f"Not a BasicSR {self.arch} state dict: blocks {pattern} are numbered "
+                       f"{found}")
+    return len(found)
+
+  def ratio_root(self, channels: int, per: int, what: str) -> int:
+    """The integer r with channels == per * r * r (ValueError naming `what` otherwise)."""
+    root = math.isqrt(channels // per) if per and channels % per == 0 else 0
+    if root < 1 or per * root * root != channels:
+      raise ValueError(f"{self.arch}: cannot read the scale from {what} ({channels} channels "
+                       f"for {per} per unit); pass it (--scale)")
+    return root
+
+
+def infer_hparams(arch: str, state_dict: StateDict, **overrides) -> Dict[str, Any]:
+  """Model (or discriminator) keyword arguments of a BasicSR state dict, read off its shapes.
+
+  msrresnet: num_in_ch, num_out_ch, num_feat, num_block; scale 4 with upconv2, else from
+  upconv1's channels. edsr: the same, scale from the upsample convs; res_scale cannot be read
+  (default 1). rrdbnet: num_feat, num_grow_ch, num_block, num_out_ch; scale from conv_first's
+  input channels (pixel-unshuffled by 4 // scale), assuming num_in_ch == num_out_ch unless scale
+  or num_in_ch is given. srvgg: num_feat, num_conv, num_in_ch; scale from the last conv's
+  channels (num_out_ch * scale^2, num_out_ch = num_in_ch unless given); act_type 'prelu' when
+  PReLU weights are there, else 'relu' unless given ('relu' and 'leakyrelu' hold no weights).
+  vgg_discriminator: num_in_ch, num_feat; input_size 256 with conv5_0, else 128.
+
+  Args:
+    arch: one of `ARCHS`.
+    state_dict: flat BasicSR state dict (name -> array, PyTorch layouts).
+    **overrides: model fields that win over (and guide) what is read, e.g. scale=2,
+      act_type='leakyrelu', res_scale=0.1.
+
+  Returns:
+    kwargs for `models.create_model(arch, **kwargs)` (generators, with 'scale') or
+    `models.create_discriminator(DISCRIMINATOR_ARCHS[arch], **kwargs)`.
+
+  Raises:
+    ValueError: unknown arch, or the state dict lacks a key the arch has (names the key).
+  """
+  if arch not in ARCHS:
+    raise ValueError(f"Unknown BasicSR arch {arch!r}; supported: {list(ARCHS)}")
+  read = _Reader(arch, state_dict)
+  scale = overrides.get("scale")
+  if arch == "vgg_discriminator":
+    num_feat, num_in_ch = read.shape("conv0_0.weight")[:2]
+    hparams = dict(num_in_ch=num_in_ch, num_feat=num_feat,
+                   input_size=256 if "conv5_0.weight" in state_dict else 128)
+  elif arch in ("msrresnet", "edsr"):
+    num_feat, num_in_ch = read.shape("conv_first.weight")[:2]
+    if arch == "msrresnet":
+      up = read.shape("upconv1.weight")[0]
+      scale = scale or (4 if "upconv2.weight" in state_dict
+                        else read.ratio_root(up, num_feat, "upconv1"))
+    else:  # BasicSR `Upsample`: convs at Sequential indices 0, 2, ... (x2 each) or 0 (x3).
+      up = read.shape("upsample.0.weight")[0]
+      scale = scale or (3 if up == 9 * num_feat
+                        else 2**len(read.indices(r"upsample\.(\d+)\.weight")))
+    hparams = dict(scale=scale, num_in_ch=num_in_ch,
+                   num_out_ch=read.shape("conv_last.weight")[0], num_feat=num_feat,
+                   num_block=read.count(r"body\.(\d+)\.conv1\.weight"))
+    if arch == "edsr" and "res_scale" not in overrides:
+      logging.info("edsr: res_scale cannot be read from the weights; using 1 (pass "
+                   "--res_scale=0.1 for the full EDSR)")
+      hparams["res_scale"] = 1.0
+  elif arch == "rrdbnet":
+    num_feat, in_channels = read.shape("conv_first.weight")[:2]
+    num_out_ch = read.shape("conv_last.weight")[0]
+    if scale:
+      num_in_ch = in_channels // (4 // scale)**2
+    else:
+      num_in_ch = overrides.get("num_in_ch", num_out_ch)
+      unshuffle = read.ratio_root(in_channels, num_in_ch, "conv_first's input")
+      if unshuffle not in (1, 2, 4):
+        raise ValueError(f"rrdbnet: conv_first takes {in_channels} channels, not "
+                         f"{num_in_ch} x 1, 4 or 16; pass --scale")
+      scale = 4 // unshuffle
+    hparams = dict(scale=scale, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat,
+                   num_block=read.count(r"body\.(\d+)\.rdb1\.conv1\.weight"),
+                   num_grow_ch=read.shape("body.0.rdb1.conv1.weight")[0])
+  else:  # srvgg
+    num_feat, num_in_ch = read.shape("body.0.weight")[:2]
+    convs = [i for i in read.indices(r"body\.(\d+)\.weight")
+             if state_dict[f"body.{i}.weight"].ndim == 4]  # PReLU weights are 1-D.
+    last = read.shape(f"body.{convs[-1]}.weight")[0]
+    if scale:
+      num_out_ch = last // scale**2
+    else:
+      num_out_ch = overrides.get("num_out_ch", num_in_ch)
+      scale = read.ratio_root(last, num_out_ch, "the last conv")
+    act_type = "prelu" if "body.1.weight" in state_dict else "relu"
+    if act_type == "relu" and "act_type" not in overrides:
+      logging.info("srvgg: no PReLU weights; using act_type='relu' (pass --act_type=leakyrelu "
+                   "if the model was trained with LeakyReLU)")
+    hparams = dict(scale=scale, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat,
+                   num_conv=len(convs) - 2, act_type=act_type)
+  hparams.update(overrides)
+  return hparams
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights.
+
+
+def _flax_layout(value: np.ndarray) -> np.ndarray:
+  """Conv `[out, in, kh, kw]` -> `[kh, kw, in, out]`; linear `[out, in]` -> `[in, out]`; else
+  as is."""
+  if value.ndim == 4:
+    return layers.torch_conv_weight_to_flax(value)
+  return value.T if value.ndim == 2 else value
+
+
+def state_dict_to_variables(state_dict: StateDict, like: Dict[str, Any],
+                            source: str = "The state dict") -> Dict[str, Any]:
+  """Maps a BasicSR state dict onto Linen variables shaped like `like` (rules: module doc).
+
+  Args:
+    state_dict: flat name -> array (PyTorch layouts).
+    like: the target's variables {'params': ..., ['batch_stats': ...]} (arrays or
+      ShapeDtypeStructs).
+    source: what the state dict is, for the error message.
+
+  Returns:
+    Variables with `like`'s structure, shapes and dtypes, as numpy arrays.
+
+  Raises:
+    ValueError: listing every missing key (target paths), unexpected key (state-dict names)
+      and shape mismatch at once.
+  """
+  batch_norms = {k.rsplit(".", 1)[0] for k in state_dict if k.endswith(".running_mean")}
+  converted, names = {}, {}
+  for key, value in state_dict.items():
+    module, _, leaf = key.rpartition(".")
+    if module in batch_norms:
+      if leaf == "num_batches_tracked":
+        continue
+      collection, name = _BATCH_NORM.get(leaf, ("params", leaf))
+      path = (collection, *layers.flax_param_path(key)[:-1], name)
+    else:
+      path, value = ("params", *layers.flax_param_path(key)), _flax_layout(value)
+    converted[path], names[path] = value, key
+  target = flax.traverse_util.flatten_dict(like)
+  missing = ["/".join(p) for p in target if p not in converted]
+  unexpected = [names[p] for p in converted if p not in target]
+  mismatched = [f"{names[p]}: {converted[p].shape} (as {'/'.join(p)}) vs {target[p].shape}"
+                for p in converted if p in target and converted[p].shape != target[p].shape]
+  if missing or unexpected or mismatched:
+    problems = [f"{title} ({len(items)}): {', '.join(items)}" for title, items in (
+        ("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
+                if items]
+    raise ValueError(f"{source} does not fit the model:\n  " + "\n  ".join(problems))
+  return flax.traverse_util.unflatten_dict(
+      {p: np.asarray(converted[p], dtype=t.dtype) for p, t in target.items()})
+
+
+def create_module(arch: str, hparams: Dict[str, Any]):
+  """The unbound Linen module of `arch` with `infer_hparams`' kwargs."""
+  if arch in DISCRIMINATOR_ARCHS:
+    return models.create_discriminator(DISCRIMINATOR_ARCHS[arch], **hparams)
+  return models.create_model(arch, **hparams)
+
+
+def abstract_variables(arch: str, hparams: Dict[str, Any]) -> Dict[str, Any]:
+  """ShapeDtypeStructs of the variables of `create_module(arch, hparams)` (no memory)."""
+  module = create_module(arch, hparams)
+  side = hparams.get("input_size", 8)  # 8: divisible by rrdbnet x1's pixel-unshuffle.
+  x = jax.ShapeDtypeStruct((1, side, side, hparams.get("num_in_ch", 3)), jnp.float32)
+  return dict(jax.eval_shape(lambda key, x: module.init(key, x, train=False),
+                             jax.random.key(0), x))
+
+
+def load_basicsr_variables(path: str, arch: str, like: Optional[Dict[str, Any]] = None,
+                           key: str = "", **overrides) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+  """Reads a BasicSR `.pth` file as Linen variables of `arch`.
+
+  Args:
+    path: `.pth` file: {'params': sd}, {'params_ema': sd}, both, or the bare sd.
+    arch: one of `ARCHS`.
+    like: variables (arrays or ShapeDtypeStructs) to fit, e.g. those of a config's model; None
+      for the model built from the hyper-parameters read off the file.
+    key: 'params_ema' | 'params' to force that entry; '' for 'params_ema', else 'params', else
+      the bare state dict.
+    **overrides: model fields for `infer_hparams` (e.g. scale, act_type, res_scale).
+
+  Returns:
+    (model kwargs as `infer_hparams`, variables {'params', ['batch_stats']} as float numpy
+    arrays shaped like `like`).
+
+  Raises:
+    ValueError: unknown arch, a state dict of another architecture or size (every missing,
+      unexpected and mismatched key listed), or no readable state dict.
+    KeyError: `key` names an entry the file does not have (the message lists them).
+  """
+  state_dict = torch_io.select_params(torch_io.load_state_dict(path), key)
+  hparams = infer_hparams(arch, state_dict, **overrides)
+  if like is None:
+    like = abstract_variables(arch, hparams)
+  return hparams, state_dict_to_variables(state_dict, like, f"{path} ({arch})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Workdir.
+
+
+def make_config(arch: str, hparams: Dict[str, Any]) -> ml_collections.ConfigDict:
+  """The config whose model (or discriminator) is `arch` with `hparams`: `base_config()` with
+  model.*, scale and ema_decay=0 (eval reads `params`); for a discriminator `gan_config()`
+  with discriminator.* and data.gt_size = its input size."""
+  if arch in DISCRIMINATOR_ARCHS:
+    config = config_base.gan_config()
+    config.discriminator.name = DISCRIMINATOR_ARCHS[arch]
+    config.discriminator.update(hparams)
+    config.data.gt_size = hparams.get("input_size", config.data.gt_size)
+  else:
+    config = config_base.base_config()
+    config.model.name = arch
+    config.model.update({k: v for k, v in hparams.items() if k != "scale"})
+    config.scale = hparams["scale"]
+  config.ema_decay = 0.0
+  config_base.validate(config)
+  return config
+
+
+def _changed_fields(config: ml_collections.ConfigDict, base: ml_collections.ConfigDict,
+                    prefix: str = "") -> list:
+  """[(dotted name, value)] of the leaves of `config` that `base` lacks or holds otherwise."""
+  changed = []
+  for name, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      changed += _changed_fields(value, base[name], f"{prefix}{name}.")
+    elif name not in base or base[name] != value:
+      changed.append((prefix + name, value))
+  return changed
+
+
+def config_source(config: ml_collections.ConfigDict, doc: str) -> str:
+  """A `configs/*.py`-style file (`get_config()`) that rebuilds `config` from `base_config()`
+  or `gan_config()`, for `python -m jaxsr.main --config=<file>`."""
+  gan = config_base.is_gan(config)
+  base = config_base.gan_config() if gan else config_base.base_config()
+  lines = [f'"""{doc}"""', "", "from jaxsr import config_base", "", "",
+           "def get_config():",
+           f"  c = config_base.{'gan_config' if gan else 'base_config'}()"]
+  lines += [f"  c.{name} = {value!r}" for name, value in _changed_fields(config, base)]
+  return "\n".join(lines + ["  return c", ""])
+
+
+def write_workdir(workdir: str, arch: str, hparams: Dict[str, Any],
+                  variables: Dict[str, Any], source: str = "") -> ml_collections.ConfigDict:
+  """Writes `<workdir>/checkpoints/0`, `config.json` and `config.py` (see the module doc).
+
+  Args:
+    workdir: output directory; must not hold checkpoints yet.
+    arch: one of `ARCHS`.
+    hparams: the model kwargs (`infer_hparams`).
+    variables: Linen variables of that model (`load_basicsr_variables`).
+    source: where the weights came from (for config.py's docstring).
+
+  Returns:
+    The config written.
+
+  Raises:
+    ValueError: the workdir already holds a checkpoint.
+  """
+  config = make_config(arch, hparams)
+  manager = checkpointing.create_manager(workdir, keep=1)
+  if manager.all_steps():
+    raise ValueError(f"{manager.directory} already holds checkpoints {manager.all_steps()}; "
+                     "convert into an empty workdir")
+  params, model_state = state_lib.split_variables(variables)
+  if arch in DISCRIMINATOR_ARCHS:
+    state = {"step": np.int32(0), "d_params": params, "d_model_state": model_state}
+  else:
+    state = {"step": np.int32(0), "params": params, "ema_params": params,
+             "model_state": model_state}
+  checkpointing.save(manager, 0, state, {"next_step": 0})
+  manager.close()
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  with open(os.path.join(workdir, "config.py"), "w") as f:
+    f.write(config_source(config, (
+        f"{arch} weights converted by `python -m jaxsr.convert` from\n{source or 'BasicSR'}\n\n"
+        "The checkpoint is in this folder:\n  python -m jaxsr.main --mode=eval "
+        "--config=<this file> --workdir=<this folder> \\\n      "
+        "--config.eval.datasets=folder:<HR images>\n")))
+  return config
+
+
+def convert(path: str, arch: str, workdir: str, key: str = "",
+            **overrides) -> ml_collections.ConfigDict:
+  """`load_basicsr_variables(path, arch, key=key, **overrides)` then `write_workdir`; returns
+  the config written."""
+  hparams, variables = load_basicsr_variables(path, arch, key=key, **overrides)
+  config = write_workdir(workdir, arch, hparams, variables, os.path.abspath(path))
+  logging.info("Converted %s (%s, %s) into %s", path, arch, hparams, workdir)
+  return config
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line.
+
+
+def _define_flags() -> None:
+  """Flags of `python -m jaxsr.convert` (defined only when run as a program)."""
+  flags.DEFINE_enum("from", "basicsr", ["basicsr"], "Format of the input weights.")
+  flags.DEFINE_enum("arch", None, list(ARCHS), "Architecture of the weights.")
+  flags.DEFINE_string("input", None, "The .pth file (BasicSR / Real-ESRGAN state dict).")
+  flags.DEFINE_string("workdir", None, "Output directory (checkpoint, config.json, config.py).")
+  flags.DEFINE_enum("key", "", ["", "params_ema", "params"],
+                    "Entry of the file to read; '' = params_ema, else params, else the bare "
+                    "state dict.")
+  flags.DEFINE_integer("scale", None, "Upscale factor, only where the shapes cannot tell "
+                       "(rrdbnet / srvgg with num_in_ch != num_out_ch).")
+  flags.DEFINE_enum("act_type", None, list(srvgg.ACT_TYPES),
+                    "srvgg activation; default: prelu if PReLU weights are present, else relu.")
+  flags.DEFINE_float("res_scale", None, "edsr residual scale (not in the weights; default 1, "
+                     "the full EDSR uses 0.1).")
+  flags.mark_flags_as_required(["arch", "input", "workdir"])
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  values = flags.FLAGS
+  overrides = {name: values[name].value for name in ("scale", "act_type", "res_scale")
+               if values[name].value is not None}
+  convert(values.input, values.arch, values.workdir, key=values.key, **overrides)
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)

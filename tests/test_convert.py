@@ -1,0 +1,251 @@
+"""BasicSR / Real-ESRGAN weight import (`jaxsr.convert`) against PyTorch outputs, and the
+SRVGGNetCompact model.
+
+The fixtures in tests/data/basicsr/ were written by the real PyTorch architectures
+(tests/data/make_basicsr_golden.py); torch is not needed here.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsr import builders
+from jaxsr import checkpointing
+from jaxsr import config_base
+from jaxsr import convert
+from jaxsr import evaluate
+from jaxsr import models
+from jaxsr import sharding
+from jaxsr import torch_io
+from jaxsr import train
+from jaxsr.models import srvgg
+
+from tests import utils
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOLERANCE = 1e-4
+
+GENERATORS = {"msrresnet_x4": "msrresnet", "msrresnet_x3": "msrresnet", "edsr_x2": "edsr",
+              "rrdbnet_x4": "rrdbnet", "rrdbnet_x2": "rrdbnet", "srvgg_x4": "srvgg"}
+
+
+def _fixture(data_dir, name):
+  """(.pth path, input [B, H, W, C] float32 in [0, 1], torch output, torch kwargs)."""
+  golden = np.load(data_dir / "basicsr" / f"{name}.npz")
+  return (str(data_dir / "basicsr" / f"{name}.pth"), golden["input"].astype(np.float32) / 255,
+          golden["output"], json.loads(str(golden["hparams"])))
+
+
+def _expected_hparams(torch_kwargs):
+  """BasicSR constructor kwargs in jaxsr names ('upscale' -> 'scale')."""
+  return {("scale" if k == "upscale" else k): v for k, v in torch_kwargs.items()}
+
+
+def _max_diff(variables, config, x, expected):
+  y = jax.jit(builders.make_apply_fn(builders.model_from_config(config)))(variables, x)
+  return float(np.max(np.abs(np.asarray(y) - expected)))
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_converted_generator_matches_pytorch_through_eval_restore(data_dir, tmp_path, name):
+  path, x, expected, torch_kwargs = _fixture(data_dir, name)
+  config = convert.convert(path, GENERATORS[name], str(tmp_path))
+  hparams = {k: v for k, v in config.model.items() if k != "name"}
+  assert {**hparams, "scale": config.scale} == _expected_hparams(torch_kwargs)
+  with open(tmp_path / "config.json") as f:
+    assert json.load(f)["model"] == config.model.to_dict()
+  variables, step = evaluate.restore_eval_variables(
+      config, str(tmp_path), builders.model_from_config(config))
+  assert step == 0
+  assert _max_diff(variables, config, x, expected) <= TOLERANCE
+
+
+def test_converted_discriminator_matches_pytorch_and_is_saved_as_d_params(data_dir, tmp_path):
+  path, x, expected, torch_kwargs = _fixture(data_dir, "vgg_discriminator")
+  hparams, variables = convert.load_basicsr_variables(path, "vgg_discriminator")
+  assert hparams == torch_kwargs
+  assert set(variables) == {"params", "batch_stats"}
+  np.testing.assert_allclose(variables["batch_stats"]["bn1_0"]["var"],
+                             torch_io.select_params(torch_io.load_state_dict(path))[
+                                 "bn1_0.running_var"])
+  disc = convert.create_module("vgg_discriminator", hparams)
+  logits = jax.jit(lambda v, x: disc.apply(v, x, train=False))(variables, x)
+  assert np.max(np.abs(logits - expected)) <= TOLERANCE
+
+  config = convert.write_workdir(str(tmp_path), "vgg_discriminator", hparams, variables)
+  assert config_base.is_gan(config) and config.discriminator.name == "vgg_style"
+  assert config.data.gt_size == 128 and config.discriminator.num_feat == 1
+  saved, _ = utils.saved_state(tmp_path)
+  assert sorted(saved) == ["d_model_state", "d_params", "step"]
+  utils.assert_trees_equal(saved["d_params"], variables["params"])
+
+
+def test_params_ema_is_preferred_and_key_forces_params(data_dir):
+  path, x, expected, _ = _fixture(data_dir, "msrresnet_x3")  # Holds params and params_ema.
+  config = convert.make_config("msrresnet", convert.load_basicsr_variables(path, "msrresnet")[0])
+  _, ema = convert.load_basicsr_variables(path, "msrresnet")
+  _, raw = convert.load_basicsr_variables(path, "msrresnet", key="params")
+  assert _max_diff(ema, config, x, expected) <= TOLERANCE
+  assert _max_diff(raw, config, x, expected) > 0.01
+
+
+def test_command_line_converts_and_main_evaluates(data_dir, tmp_path):
+  path, x, expected, _ = _fixture(data_dir, "srvgg_x4")
+  workdir = tmp_path / "w"
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  result = subprocess.run(
+      [sys.executable, "-m", "jaxsr.convert", "--from=basicsr", "--arch=srvgg",
+       f"--input={path}", f"--workdir={workdir}", "--key=params"],
+      cwd=REPO, env=env, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  spec = importlib.util.spec_from_file_location("converted_config", workdir / "config.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  with open(workdir / "config.json") as f:
+    assert json.load(f) == json.loads(config.to_json_best_effort())
+  manager = checkpointing.create_manager(str(workdir), read_only=True)
+  like = jax.eval_shape(builders.init_variables_fn(builders.model_from_config(config), config),
+                        jax.random.key(0))
+  variables = checkpointing.restore_generator(
+      manager, 0, like, use_ema=True, sharding=sharding.replicated(sharding.create_mesh()))
+  assert _max_diff(variables, config, x, expected) <= TOLERANCE
+  utils.assert_trees_equal(  # init_from=<converted workdir> reads the same weights.
+      jax.device_get(train.load_init_variables(str(workdir), _zero_variables(config))),
+      jax.device_get(variables))
+
+  val = utils.make_image_folder(tmp_path / "val", count=1, size=(32, 36))
+  result = subprocess.run(
+      [sys.executable, "-m", "jaxsr.main", "--mode=eval", f"--config={workdir / 'config.py'}",
+       f"--workdir={workdir}", f"--config.eval.datasets=folder:{val}"],
+      cwd=REPO, env=env, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(workdir / "eval" / "val_x4.json") as f:
+    report = json.load(f)
+  assert report["model"] == "srvgg" and report["checkpoint_step"] == 0
+
+
+def _zero_variables(config):
+  """Zero arrays shaped like the variables of `config`'s generator (no init compiled)."""
+  init = builders.init_variables_fn(builders.model_from_config(config), config)
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                      jax.eval_shape(init, jax.random.key(0)))
+
+
+def test_init_from_basicsr_loads_into_a_matching_config(data_dir, tmp_path):
+  path = _fixture(data_dir, "msrresnet_x4")[0]
+  config = utils.tiny_config(str(tmp_path), scale=4)
+  config.model.num_feat, config.model.num_block = 6, 2
+  config.init_from = convert.BASICSR_PREFIX + path
+  variables = train.load_init_variables(config.init_from, _zero_variables(config),
+                                        config.model.name, config.scale)
+  _, expected = convert.load_basicsr_variables(path, "msrresnet")
+  utils.assert_trees_equal(jax.device_get(variables), expected)
+
+  config.model.num_block = 3
+  with pytest.raises(ValueError, match=r"does not fit the model:\n  missing \(4\): "
+                                       r"params/body_2/conv1/bias"):
+    train.load_init_variables(config.init_from, _zero_variables(config), "msrresnet", 4)
+
+
+def test_wrong_arch_is_a_clear_error(data_dir):
+  path = _fixture(data_dir, "rrdbnet_x4")[0]
+  with pytest.raises(ValueError, match=r"Not a BasicSR msrresnet state dict: no "
+                                       r"'upconv1.weight'"):
+    convert.load_basicsr_variables(path, "msrresnet")
+  with pytest.raises(ValueError, match=r"Unknown BasicSR arch 'esrgan'.*'rrdbnet'"):
+    convert.load_basicsr_variables(path, "esrgan")
+
+
+def test_every_mismatch_is_listed_in_one_error(data_dir):
+  state_dict = torch_io.select_params(torch_io.load_state_dict(
+      _fixture(data_dir, "srvgg_x4")[0]))
+  like = convert.abstract_variables("srvgg", convert.infer_hparams("srvgg", state_dict))
+  del state_dict["body.3.weight"]
+  state_dict["body.9.bias"] = np.zeros(3, np.float32)
+  state_dict["body.2.bias"] = np.zeros(7, np.float32)
+  with pytest.raises(ValueError) as error:
+    convert.state_dict_to_variables(state_dict, like, "srvgg.pth")
+  assert str(error.value) == (
+      "srvgg.pth does not fit the model:\n"
+      "  missing (1): params/body_3/kernel\n"
+      "  unexpected (1): body.9.bias\n"
+      "  shape mismatch (1): body.2.bias: (7,) (as params/body_2/bias) vs (8,)")
+
+
+def _zeros(**shapes):
+  """A state dict of zeros with the given shapes (keys: '__' for '.')."""
+  return {k.replace("__", "."): np.zeros(s, np.float32) for k, s in shapes.items()}
+
+
+def test_hparams_from_shapes_and_overrides():
+  # srvgg: 3 convs at body.0, .2, .4 with ReLU (no weights) -> num_conv 1; 3 * 3^2 = 27 -> x3.
+  relu_vgg = _zeros(body__0__weight=(5, 3, 3, 3), body__2__weight=(5, 5, 3, 3),
+                    body__4__weight=(27, 5, 3, 3))
+  assert convert.infer_hparams("srvgg", relu_vgg) == dict(
+      scale=3, num_in_ch=3, num_out_ch=3, num_feat=5, num_conv=1, act_type="relu")
+  assert convert.infer_hparams("srvgg", relu_vgg, scale=1, act_type="leakyrelu") == dict(
+      scale=1, num_in_ch=3, num_out_ch=27, num_feat=5, num_conv=1, act_type="leakyrelu")
+  # rrdbnet: conv_first takes 3 * 2^2 channels -> pixel-unshuffle 2 -> x2.
+  rrdb = _zeros(conv_first__weight=(4, 12, 3, 3), conv_last__weight=(3, 4, 3, 3),
+                body__0__rdb1__conv1__weight=(2, 4, 3, 3),
+                body__1__rdb1__conv1__weight=(2, 4, 3, 3))
+  assert convert.infer_hparams("rrdbnet", rrdb) == dict(
+      scale=2, num_in_ch=3, num_out_ch=3, num_feat=4, num_block=2, num_grow_ch=2)
+  assert convert.infer_hparams("rrdbnet", rrdb, scale=4)["num_in_ch"] == 12
+  rrdb["conv_first.weight"] = np.zeros((4, 6, 3, 3), np.float32)
+  with pytest.raises(ValueError, match=r"pass it \(--scale\)"):
+    convert.infer_hparams("rrdbnet", rrdb)
+  # edsr: upsample.0 and .2 with 4 * num_feat channels -> x4; res_scale only by override.
+  edsr = _zeros(conv_first__weight=(2, 1, 3, 3), body__0__conv1__weight=(2, 2, 3, 3),
+                upsample__0__weight=(8, 2, 3, 3), upsample__2__weight=(8, 2, 3, 3),
+                conv_last__weight=(1, 2, 3, 3))
+  assert convert.infer_hparams("edsr", edsr) == dict(
+      scale=4, num_in_ch=1, num_out_ch=1, num_feat=2, num_block=1, res_scale=1.0)
+  assert convert.infer_hparams("edsr", edsr, res_scale=0.1)["res_scale"] == 0.1
+  # vgg_discriminator: conv5_0 exists only for 256x256 inputs.
+  disc = _zeros(conv0_0__weight=(2, 3, 3, 3), conv5_0__weight=(16, 16, 3, 3))
+  assert convert.infer_hparams("vgg_discriminator", disc)["input_size"] == 256
+
+
+def test_write_workdir_refuses_a_workdir_with_checkpoints(data_dir, tmp_path):
+  path = _fixture(data_dir, "edsr_x2")[0]
+  convert.convert(path, "edsr", str(tmp_path))
+  with pytest.raises(ValueError, match="already holds checkpoints"):
+    convert.convert(path, "edsr", str(tmp_path))
+
+
+# ---------------------------------------------------------------- SRVGGNetCompact
+
+
+def test_srvgg_prelu_uses_a_slope_per_channel():
+  x = jnp.asarray([[[[-2.0, -2.0, 3.0]]]])
+  y = srvgg.PReLU().apply({"params": {"kernel": jnp.asarray([0.5, -1.0, 7.0])}}, x)
+  np.testing.assert_array_equal(y, [[[[-1.0, 2.0, 3.0]]]])
+
+
+def test_srvgg_registry_parameter_count_and_act_type_check():
+  assert models.MODELS["srvgg"] is models.SRVGGNetCompact
+  model = models.create_model("srvgg", 4, num_feat=64, num_conv=32)  # realesr-general-x4v3
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  # Convs 3->64, 32 x 64->64, 64->48 (3x3 + bias) and 33 PReLUs of 64 slopes.
+  expected = (27 * 64 + 64) + 32 * (576 * 64 + 64) + (576 * 48 + 48) + 33 * 64
+  assert models.count_params(shapes) == expected == 1_213_296
+  with pytest.raises(ValueError, match="act_type must be one of"):
+    models.create_model("srvgg", 4, act_type="gelu")
+
+
+def test_srvgg_with_zero_body_is_nearest_upsampling():
+  model = models.create_model("srvgg", 2, num_feat=4, num_conv=1, act_type="leakyrelu")
+  x = jnp.asarray(np.random.default_rng(0).uniform(size=(1, 3, 5, 3)), jnp.float32)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), x)
+  variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+  np.testing.assert_array_equal(jax.jit(model.apply)(variables, x),
+                                np.repeat(np.repeat(x, 2, axis=1), 2, axis=2))
