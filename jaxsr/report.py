@@ -13,13 +13,16 @@ from typing import List, Optional
 from jaxsr import noref
 
 _REQUIRED = {"dataset", "scale", "psnr_y", "ssim_y"}
+# Row order of papers' tables; other datasets follow alphabetically.
+_PAPER_ORDER = ("set5", "set14", "b100", "bsd100", "urban100", "manga109", "div2k_valid")
 # Table 2 columns: summary key -> header.
 _MEASURE_HEADERS = {"lpips": "LPIPS", "rms_contrast": "RMS contrast", "sharpness": "sharpness",
                     "edge_width": "edge width (px)", "aliasing": "aliasing (°)"}
 
 
 def load_summaries(eval_dir: str) -> List[dict]:
-  """Every `<dataset>_x<scale>.json` summary in `eval_dir`, sorted by dataset, then scale."""
+  """Every `<dataset>_x<scale>.json` summary in `eval_dir`, by dataset (papers' order: Set5,
+  Set14, B100, Urban100, Manga109, then others alphabetically), then scale."""
   summaries = []
   for file in sorted(os.listdir(eval_dir)):
     if file.endswith(".json"):
@@ -27,7 +30,12 @@ def load_summaries(eval_dir: str) -> List[dict]:
         summary = json.load(f)
       if isinstance(summary, dict) and _REQUIRED <= set(summary):
         summaries.append(summary)
-  return sorted(summaries, key=lambda s: (s["dataset"].lower(), s["scale"]))
+  def order(summary):
+    name = summary["dataset"].lower()
+    rank = _PAPER_ORDER.index(name) if name in _PAPER_ORDER else len(_PAPER_ORDER)
+    return rank, name, summary["scale"]
+
+  return sorted(summaries, key=order)
 
 
 def _row(cells) -> str:

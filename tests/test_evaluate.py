@@ -143,3 +143,17 @@ def test_eval_reports_noref_measures_of_model_bicubic_and_hr(tmp_path):
   rows = [line for line in text.splitlines() if line.startswith("| Set5 | x2 |")]
   assert [row.split(" | ")[2] for row in rows[1:]] == ["HR", "bicubic", "bicubic"]
   assert "edge width (px)" in text and "LPIPS" not in text
+
+
+def test_report_rows_follow_the_papers_order(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  from jaxsr import report  # pylint: disable=g-import-not-at-top
+  for dataset, scale in [("mine", 2), ("Urban100", 4), ("set14", 2), ("Set5", 4), ("Set5", 2)]:
+    summary = {"dataset": dataset, "scale": scale, "psnr_y": 30.0 + scale, "ssim_y": 0.9}
+    (tmp_path / f"{dataset}_x{scale}.json").write_text(json.dumps(summary))
+  (tmp_path / "notes.json").write_text("[1, 2]")  # Not a summary: ignored.
+  text = report.write_report(str(tmp_path))
+  rows = [line.split(" | ")[:2] for line in text.splitlines() if line.startswith("| ")][1:]
+  assert rows == [["| Set5", "x2"], ["| Set5", "x4"], ["| set14", "x2"], ["| Urban100", "x4"],
+                  ["| mine", "x2"]]
+  assert (tmp_path / "report.md").read_text() == text
