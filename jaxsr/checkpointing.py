@@ -5,6 +5,7 @@ position `next_step`, and the validation metrics it was saved with). The manager
 `keep` checkpoints plus the best one by validation Y-PSNR (`val_psnr_y`), when validation ran.
 """
 
+import logging as std_logging
 import os
 from typing import Any, Dict, Optional, Tuple
 
@@ -14,6 +15,14 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 BEST_METRIC = "val_psnr_y"
+
+
+def quiet_orbax_info() -> None:
+  """Drops orbax's INFO records (a dozen lines per save/restore) from the absl log: for the
+  command-line tools whose own INFO lines are the output."""
+  def keep(record: std_logging.LogRecord) -> bool:
+    return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
+  logging.get_absl_handler().addFilter(keep)
 
 
 def checkpoint_dir(workdir: str) -> str:

@@ -407,6 +407,7 @@ def _define_flags() -> None:
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  checkpointing.quiet_orbax_info()
   values = flags.FLAGS
   overrides = {name: values[name].value for name in ("scale", "act_type", "res_scale")
                if values[name].value is not None}

@@ -16,6 +16,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 from PIL import Image
+from PIL import ImageOps
 
 CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 # Output extension -> PIL format name (lowercase); only PNG keeps 16 bits.
@@ -74,8 +75,8 @@ def read_image(path: str) -> Tuple[np.ndarray, ImageInfo]:
     fmt = (image.format or "").lower()
     if fmt == "png" and _png_header(data)[0] == 16:
       pixels, mode = _decode_png16(data)
-    else:
-      pixels, mode = _decode_pil(image)
+    else:  # Turned upright as the EXIF orientation says (cameras, as cv2.imread does).
+      pixels, mode = _decode_pil(ImageOps.exif_transpose(image))
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
     raise UnreadableImageError(f"{path}: {e}") from e
   pixels = pixels.reshape(*pixels.shape[:2], CHANNELS[mode])

@@ -30,6 +30,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 import tqdm  # noqa: E402
 
+from jaxsr import checkpointing  # noqa: E402
 from jaxsr import image_io  # noqa: E402
 from jaxsr import inference  # noqa: E402
 
@@ -93,6 +94,7 @@ def output_path(path: str, info: image_io.ImageInfo, folder: str, suffix: str = 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  checkpointing.quiet_orbax_info()
   inputs = list_inputs(FLAGS.input)
   if not inputs:
     raise app.UsageError(f"--input={FLAGS.input}: no files")

@@ -52,3 +52,19 @@ def test_empty_workdir_has_no_checkpoint(tmp_path):
   manager = checkpointing.create_manager(str(tmp_path), read_only=True)
   with pytest.raises(ValueError, match="No checkpoint in"):
     checkpointing.resolve_step(manager, "best")
+
+
+def test_quiet_orbax_info_keeps_own_info_and_orbax_warnings():
+  import logging as std_logging  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  handler = logging.get_absl_handler()
+  before = list(handler.filters)
+  try:
+    checkpointing.quiet_orbax_info()
+    record = lambda level, path: std_logging.LogRecord("absl", level, path, 1, "m", None, None)
+    orbax_path = "/venv/site-packages/orbax/checkpoint/checkpoint_manager.py"
+    assert not handler.filter(record(std_logging.INFO, orbax_path))
+    assert handler.filter(record(std_logging.WARNING, orbax_path))
+    assert handler.filter(record(std_logging.INFO, "/work/jaxsr/upscale.py"))
+  finally:
+    handler.filters[:] = before

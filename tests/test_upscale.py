@@ -315,6 +315,18 @@ def test_jpeg_read_and_written_as_jpeg_quality_95(tmp_path):
                          image_io.ImageInfo(8, "RGBA", "png"))
 
 
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+  pixels = np.zeros((8, 16, 3), np.uint8)
+  pixels[:, :8] = 255  # Left half white.
+  exif = Image.Exif()
+  exif[0x0112] = 6  # Orientation: the stored image must be turned 90 degrees clockwise.
+  Image.fromarray(pixels).save(tmp_path / "camera.jpg", quality=100, exif=exif)
+  image, info = image_io.read_image(str(tmp_path / "camera.jpg"))
+  assert image.shape == (16, 8, 3) and info.mode == "RGB"
+  # Clockwise: the stored left half (white) ends up on top.
+  assert image[:6].mean() > 0.9 and image[-6:].mean() < 0.1
+
+
 def test_palette_and_bilevel_images_and_unreadable_files(tmp_path):
   palette = Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4), mode="P")
   palette.putpalette([v for i in range(256) for v in (i, 2 * i % 256, 255 - i)])
