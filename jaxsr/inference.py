@@ -145,7 +145,8 @@ def upscale_image(sr_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, 
     tile: core side in LR pixels; 0 for the whole image at once.
     tile_pad: LR pixels of context around each core; exact when >= the model's receptive-field
       radius.
-    progress: called as `progress(done, total)` after each tile.
+    progress: called as `progress(done, total)` before the first tile (done = 0) and after
+      each tile.
     multiple: the model needs sizes divisible by this (`input_multiple`).
 
   Returns:
@@ -161,6 +162,8 @@ def upscale_image(sr_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, 
   window_w, cols = tile_spans(size_w, tile, pad)
   out = np.empty((height * scale, width * scale, image.shape[2]), np.float32)
   total = len(rows) * len(cols)
+  if progress is not None:
+    progress(0, total)
   for done, ((y0, y1, wy), (x0, x1, wx)) in enumerate(itertools.product(rows, cols), 1):
     sr = sr_fn(padded[wy:wy + window_h, wx:wx + window_w])
     y1, x1 = min(y1, height), min(x1, width)  # Drop the output of the multiple-padding.

@@ -48,6 +48,13 @@ def test_saving_an_existing_step_is_a_no_op(tmp_path):
   np.testing.assert_array_equal(state["w"], [1.0, 1.0])
 
 
+def test_best_falls_back_to_latest_without_validation_metrics(tmp_path):
+  manager = checkpointing.create_manager(str(tmp_path), keep=3)
+  _save(manager, 1)
+  _save(manager, 2)
+  assert checkpointing.resolve_step(manager, "best") == 2
+
+
 def test_empty_workdir_has_no_checkpoint(tmp_path):
   manager = checkpointing.create_manager(str(tmp_path), read_only=True)
   with pytest.raises(ValueError, match="No checkpoint in"):
