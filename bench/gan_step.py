@@ -32,7 +32,7 @@ flags.DEFINE_integer("steps", 5, "Timed steps.")
 
 def write_random_vgg19_h5(path: str) -> None:
   """Random VGG19 conv weights (PyTorch's default init) in the Keras HDF5 layout."""
-  variables = vgg.VGG19Features(("conv5_4",)).init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  variables = vgg.TorchvisionFeatures(("conv5_4",)).init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
   vgg.save_keras_h5(path, jax.device_get(variables["params"]))
 
 

@@ -73,7 +73,7 @@ def read_image(path: str) -> Tuple[np.ndarray, ImageInfo]:
       data = f.read()
     image = Image.open(io.BytesIO(data))
     fmt = (image.format or "").lower()
-    if fmt == "png" and _png_header(data)[0] == 16:
+    if fmt == "png" and png_header(data)[0] == 16:
       pixels, mode = _decode_png16(data)
     else:  # Turned upright as the EXIF orientation says (cameras, as cv2.imread does).
       pixels, mode = _decode_pil(ImageOps.exif_transpose(image))
@@ -128,7 +128,7 @@ def quantize(image: np.ndarray, bit_depth: int) -> np.ndarray:
   return out
 
 
-def _png_header(data: bytes) -> Tuple[int, int]:
+def png_header(data: bytes) -> Tuple[int, int]:
   """(bit depth, colour type) from a PNG's IHDR chunk (which the PNG format puts first)."""
   if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
     raise ValueError("not a PNG file")
@@ -137,7 +137,7 @@ def _png_header(data: bytes) -> Tuple[int, int]:
 
 def _decode_png16(data: bytes) -> Tuple[np.ndarray, str]:
   """uint16 `[H, W, C]` and mode of a 16-bit PNG."""
-  mode = _PNG_MODES[_png_header(data)[1]]  # A 16-bit PNG has no palette.
+  mode = _PNG_MODES[png_header(data)[1]]  # A 16-bit PNG has no palette.
   tf = _tf()
   try:
     pixels = tf.io.decode_png(data, dtype=tf.uint16).numpy()  # The file's own channels.

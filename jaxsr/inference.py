@@ -90,9 +90,6 @@ def load_generator(workdir: str = "", checkpoint: str = "", which: str = "best",
   if dtype is not None:
     config.dtype = dtype
   model = builders.model_from_config(config)
-  if builders.has_params(model, config) and not os.path.isdir(
-      checkpointing.checkpoint_dir(workdir)):
-    raise ValueError(f"No checkpoint in {checkpointing.checkpoint_dir(workdir)}")
   variables, _ = evaluate.restore_eval_variables(config, workdir, model)
   return config, model, variables
 

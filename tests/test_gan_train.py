@@ -183,7 +183,7 @@ def test_gan_with_perceptual_and_style_losses_trains(folders, tmp_path):
   """Feature losses on random VGG19 weights (a file in Keras' layout) in a GAN run: every term
   is logged and finite, and the VGG weights are an argument of the step, not a constant."""
   weights = str(tmp_path / "vgg19.h5")
-  variables = vgg.VGG19Features(("conv5_4",)).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  variables = vgg.TorchvisionFeatures(("conv5_4",)).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
   vgg.save_keras_h5(weights, jax.device_get(variables["params"]))
   config = utils.tiny_gan_config(folders[0])
   config.loss.vgg_weights = weights

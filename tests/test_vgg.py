@@ -94,7 +94,7 @@ def test_layer_names_follow_basicsr():
 
 def test_params_stop_at_the_deepest_requested_layer():
   x = jnp.zeros((1, 16, 16, 3))
-  init = lambda layers: jax.eval_shape(vgg.VGG19Features(layers).init, jax.random.key(0), x)
+  init = lambda layers: jax.eval_shape(vgg.TorchvisionFeatures(layers).init, jax.random.key(0), x)
   shallow = init(("conv1_2",))["params"]
   assert sorted(shallow) == ["conv1_1", "conv1_2"]
   assert shallow["conv1_2"]["kernel"].shape == (3, 3, 64, 64)

@@ -33,6 +33,8 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
+from jaxsr import image_io
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 SPEC_KINDS = ("folder", "paired", "tfds")
 SPEC_FORMS = "folder:<dir>, paired:<lr_dir>:<hr_dir> or tfds:<name>[:<split>]"
@@ -363,7 +365,7 @@ def _first_line(error: Exception) -> str:
 def _needed_conversion(image: Image.Image, data: bytes) -> Optional[str]:
   """None: decode as is; '': re-encode, same pixels; else a description of the conversion."""
   if image.format == "PNG":
-    bit_depth, color_type = data[24], data[25]  # IHDR follows the 8-byte signature.
+    bit_depth, color_type = image_io.png_header(data)
     if bit_depth == 8 and color_type == 2:
       return None
     kind = _PNG_COLOR_TYPES.get(color_type, f"color type {color_type}")

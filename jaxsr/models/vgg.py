@@ -147,9 +147,6 @@ class TorchvisionFeatures(nn.Module):
     return out
 
 
-VGG19Features = TorchvisionFeatures  # Its former name (arch defaults to 'vgg19').
-
-
 def _decode(names) -> list[str]:
   return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
