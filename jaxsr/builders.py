@@ -19,6 +19,7 @@ from jaxsr import models
 from jaxsr import sharding
 from jaxsr import state as state_lib
 from jaxsr import steps
+from jaxsr.degradations import pairs
 
 
 def model_from_config(config: ml_collections.ConfigDict) -> nn.Module:
@@ -97,8 +98,10 @@ def content_loss_from_config(config: ml_collections.ConfigDict) -> Tuple[Callabl
   compiled into the program as ~80 MB of constants (slower compiles, bloated compile caches).
 
   Returns:
-    (`content_loss(sr, hr, loss_variables) -> {term: weighted float32 scalar}` with the terms of
-    nonzero weight among loss_pixel, loss_percep, loss_style (`[B, H, W, 3]` in [0, 1]),
+    (`content_loss(sr, batch, loss_variables) -> {term: weighted float32 scalar}` with the
+    terms of nonzero weight among loss_pixel, loss_percep, loss_style (`[B, H, W, 3]` in
+    [0, 1]); the pixel term compares with batch['hr_pixel'] and the feature terms with
+    batch['hr_percep'] when present (real-world USM targets), else with batch['hr'];
     `loss_variables`: {'vgg': VGG19 variables} or {}).
   """
   loss_cfg = config.loss
@@ -111,14 +114,15 @@ def content_loss_from_config(config: ml_collections.ConfigDict) -> Tuple[Callabl
     features_apply, loss_variables["vgg"] = vgg.make_vgg_feature_apply(
         loss_cfg.vgg_weights, tuple(layer_weights), use_input_norm=loss_cfg.vgg_input_norm)
 
-  def content_loss(sr, hr, loss_variables) -> Dict[str, jnp.ndarray]:
+  def content_loss(sr, batch, loss_variables) -> Dict[str, jnp.ndarray]:
     terms = {}
     if loss_cfg.pixel_weight:
-      terms["loss_pixel"] = loss_cfg.pixel_weight * pixel(sr, hr)
+      terms["loss_pixel"] = loss_cfg.pixel_weight * pixel(sr, batch.get("hr_pixel", batch["hr"]))
     if features_apply is not None:
       features_fn = functools.partial(features_apply, loss_variables["vgg"])
-      percep, style = losses.perceptual_losses(features_fn, sr, hr, layer_weights,
-                                               loss_cfg.perceptual_criterion)
+      percep, style = losses.perceptual_losses(features_fn, sr,
+                                               batch.get("hr_percep", batch["hr"]),
+                                               layer_weights, loss_cfg.perceptual_criterion)
       if loss_cfg.perceptual_weight:
         terms["loss_percep"] = loss_cfg.perceptual_weight * percep
       if loss_cfg.style_weight:
@@ -151,12 +155,17 @@ def components_from_config(config: ml_collections.ConfigDict) -> Components:
 
 
 def _state_fn(config: ml_collections.ConfigDict, comps: Components) -> Callable:
-  """`key -> TrainState | GanState`."""
+  """`key -> TrainState | GanState` (with a real-world run's empty training-pair pool)."""
   g_init = init_variables_fn(comps.model, config)
+  pool_fn = lambda: {}
+  if config_base.is_realworld(config):
+    pool_fn = functools.partial(pairs.init_pool, config.degradation.queue_size,
+                                config.data.gt_size, config.scale)
   if comps.discriminator is None:
-    return functools.partial(state_lib.create_train_state, g_init, comps.tx)
+    return lambda key: state_lib.create_train_state(g_init, comps.tx, key, pool_fn())
   d_init = init_discriminator_fn(comps.discriminator, config)
-  return functools.partial(state_lib.create_gan_state, g_init, d_init, comps.tx, comps.d_tx)
+  return lambda key: state_lib.create_gan_state(g_init, d_init, comps.tx, comps.d_tx, key,
+                                                pool_fn())
 
 
 def build_state(config: ml_collections.ConfigDict, comps: Components, mesh: jax.sharding.Mesh):
@@ -176,18 +185,33 @@ def abstract_state(config: ml_collections.ConfigDict, comps: Components,
 def jit_train_step(config: ml_collections.ConfigDict, comps: Components,
                    mesh: jax.sharding.Mesh) -> Tuple[Callable, Dict]:
   """(`train_step(state, batch, loss_variables)` jit-compiled with the batch split over `data`,
-  state and loss variables replicated and the state donated; `loss_variables` placed)."""
+  state and loss variables replicated and the state donated; `loss_variables` placed).
+
+  A real-world config's step takes the host's HR crops ({'hr': uint8 [B, P, P, 3]}) and first
+  makes its training pairs (`degradations.pairs`) in a jitted stage of its own, then runs the
+  PSNR / GAN step on them: the degradations compile once per degradation config, whatever the
+  model (and are shared through the compilation cache)."""
   step_fn, loss_variables = train_step_from_config(config, comps)
-  rep = sharding.replicated(mesh)
-  step = jax.jit(step_fn, in_shardings=(rep, sharding.batch_sharding(mesh), rep),
-                 out_shardings=(rep, rep), donate_argnums=(0,))
-  return step, jax.device_put(loss_variables, rep)
+  rep, split = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+  step = jax.jit(step_fn, in_shardings=(rep, split, rep), out_shardings=(rep, rep),
+                 donate_argnums=(0,))
+  loss_variables = jax.device_put(loss_variables, rep)
+  if not config_base.is_realworld(config):
+    return step, loss_variables
+  make_pairs = jax.jit(pairs.make_pair_fn(config), in_shardings=(rep, split, rep),
+                       out_shardings=(rep, split), donate_argnums=(0,))
+
+  def realworld_step(state, batch, loss_variables):
+    pool, pair_batch = make_pairs(state.pool, batch["hr"], state.step)
+    return step(state.replace(pool=pool), pair_batch, loss_variables)
+
+  return realworld_step, loss_variables
 
 
 def train_step_from_config(config: ml_collections.ConfigDict,
                            comps: Components) -> Tuple[Callable, Dict]:
-  """(`train_step(state, batch, loss_variables) -> (state, metrics)`, not yet jitted, and the
-  `loss_variables` to call it with; see `content_loss_from_config`)."""
+  """(`train_step(state, batch, loss_variables) -> (state, metrics)` on (LR, HR) batches, not
+  yet jitted, and the `loss_variables` to call it with; see `content_loss_from_config`)."""
   content_loss, loss_variables = content_loss_from_config(config)
   g_apply = make_train_apply_fn(comps.model)
   if comps.discriminator is None:

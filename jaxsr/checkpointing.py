@@ -130,11 +130,34 @@ def restore_generator(manager: ocp.CheckpointManager, step: int, like: Dict[str,
   Raises:
     ValueError: the saved variables do not have the structure, shapes and dtypes of `like`.
   """
+  return _restore_variables(manager, step, like, sharding,
+                            "ema_params" if use_ema else "params", "model_state",
+                            "check model.* and scale against the run that wrote it.")
+
+
+def restore_discriminator(manager: ocp.CheckpointManager, step: int, like: Dict[str, Any],
+                          sharding: jax.sharding.Sharding) -> Dict[str, Any]:
+  """The discriminator's Linen variables `{'params': d_params, **d_model_state}` saved at `step`
+  by a GAN run (or `jaxsr.convert` of a discriminator), placed with `sharding`.
+
+  Raises:
+    ValueError: the checkpoint holds no discriminator (a PSNR run), or its variables do not
+      have the structure, shapes and dtypes of `like`.
+  """
+  return _restore_variables(manager, step, like, sharding, "d_params", "d_model_state",
+                            "check discriminator.* against the run that wrote it.")
+
+
+def _restore_variables(manager: ocp.CheckpointManager, step: int, like: Dict[str, Any],
+                       sharding: jax.sharding.Sharding, params_key: str, state_key: str,
+                       hint: str) -> Dict[str, Any]:
+  """`{'params': saved[params_key], **saved[state_key]}` at `step`, checked against `like`."""
   saved, _ = restore_on_this_host(manager, step, sharding)
-  variables = {"params": saved["ema_params" if use_ema else "params"],
-               **saved.get("model_state", {})}
+  if params_key not in saved:
+    raise ValueError(f"The checkpoint at step {step} in {manager.directory} holds no "
+                     f"'{params_key}' (it has {sorted(saved)})")
+  variables = {"params": saved[params_key], **saved.get(state_key, {})}
   if _signature(variables) != _signature(like):
     raise ValueError(f"The checkpoint at step {step} in {manager.directory} does not fit this "
-                     "model (parameter structure, shapes or dtypes differ): check model.* and "
-                     "scale against the run that wrote it.")
+                     f"model (parameter structure, shapes or dtypes differ): {hint}")
   return variables

@@ -1,5 +1,6 @@
 """The common config schema: every `configs/*.py` starts from `base_config()` (PSNR-oriented
-training) or `gan_config()` (adds a discriminator, its optimizer and the adversarial loss).
+training) or `gan_config()` (adds a discriminator, its optimizer and the adversarial loss);
+`realworld_config()` adds Real-ESRGAN's degradations to either (LR made on the device).
 
 Every config uses the same names for the common fields (the commands, scripts and the trainer rely
 on them). `validate(config)` rejects unknown keys and inconsistent values before anything is
@@ -12,6 +13,7 @@ from typing import Optional
 import ml_collections
 
 from jaxsr import losses
+from jaxsr.degradations import config as degradation_config
 
 DTYPES = ("float32", "bfloat16")
 PIXEL_LOSSES = tuple(losses.PIXEL_LOSSES)
@@ -100,6 +102,9 @@ def gan_config() -> ml_collections.ConfigDict:
   c = base_config()
   c.discriminator = ml_collections.ConfigDict()
   c.discriminator.name = "vgg_style"  # A name in jaxsr.models.DISCRIMINATORS; other fields go to it.
+  # Optional GAN workdir, checkpoint dir or basicsr:<netD.pth> initialising the discriminator
+  # (d_params and d_model_state) of a fresh run, as init_from does the generator.
+  c.init_d_from = ""
   c.optim_d = optim_config()
   c.loss.gan_type = "vanilla"  # vanilla | lsgan | hinge | ragan (relativistic average, ESRGAN)
   c.loss.gan_weight = 1e-3  # Weight of the adversarial term in the generator loss.
@@ -109,6 +114,34 @@ def gan_config() -> ml_collections.ConfigDict:
   c.gan.d_first = False  # Update D before G (BasicSR: G first, then D on the same output).
   c.gan.d_warmup_steps = 0  # First steps update D only (BasicSR net_d_init_iters).
   return c
+
+
+def realworld_config(gan: bool = False) -> ml_collections.ConfigDict:
+  """`base_config()` (or `gan_config()`) whose LR is made by Real-ESRGAN's degradations on the
+  device (`config.degradation`, see `jaxsr.degradations`) instead of by bicubic on the host.
+
+  The host pipeline yields HR crops of `data.crop_pad_size` (smaller images reflect-padded);
+  the degradations make a `crop_pad_size / scale` LR from each, and the `gt_size` training pair
+  is cropped from the two.
+  """
+  c = gan_config() if gan else base_config()
+  c.batch_size = 12
+  c.data.gt_size = 256
+  c.data.use_rot = False  # Real-ESRGAN: horizontal flip only.
+  c.data.crop_pad_size = 400  # HR crop the degradations start from (Real-ESRGAN's 400).
+  # Multi-scale GT (Real-ESRGAN's generate_multiscale_DF2K.py): each example's image is first
+  # resized by one factor drawn uniformly from these (Lanczos); () or (1.0,) = off.
+  c.data.multiscale_factors = ()
+  # With multiscale_factors: also draw the version whose shortest edge is this many pixels
+  # (the script's 400); 0 = no such version.
+  c.data.multiscale_shortest_edge = 0
+  c.degradation = degradation_config.default_config()
+  return c
+
+
+def is_realworld(config: ml_collections.ConfigDict) -> bool:
+  """True for a config built on `realworld_config()` (LR made by the degradations)."""
+  return "degradation" in config
 
 
 def is_gan(config: ml_collections.ConfigDict) -> bool:
@@ -145,7 +178,11 @@ def _flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> set:
 def validate(config: ml_collections.ConfigDict,
              device_count: Optional[int] = None) -> None:
   """Raises ValueError naming every unknown key or inconsistent value."""
-  known = _flat_keys(gan_config() if is_gan(config) else base_config())
+  if is_realworld(config):
+    template = realworld_config(gan=is_gan(config))
+  else:
+    template = gan_config() if is_gan(config) else base_config()
+  known = _flat_keys(template)
   errors = []
   for key in sorted(_flat_keys(config) - known):
     if not key.startswith(_OPEN_PREFIXES):
@@ -170,6 +207,8 @@ def validate(config: ml_collections.ConfigDict,
       errors.append(f"{name}.schedule='{config[name].schedule}' is not one of {SCHEDULES}")
   if is_gan(config):
     errors += _gan_errors(config)
+  if is_realworld(config):
+    errors += _realworld_errors(config)
   if config.eval.lpips not in LPIPS_NETS:
     errors.append(f"eval.lpips='{config.eval.lpips}' is not one of {LPIPS_NETS}")
   if config.data.gt_size % max(config.scale, 1):
@@ -185,6 +224,26 @@ def validate(config: ml_collections.ConfigDict,
     errors.append(f"ema_decay={config.ema_decay} must be in [0, 1)")
   if errors:
     raise ValueError("Invalid config:\n  " + "\n  ".join(errors))
+
+
+def _realworld_errors(config: ml_collections.ConfigDict) -> list:
+  errors = []
+  try:
+    degradation_config.validate(config.degradation, batch_size=config.batch_size)
+  except ValueError as e:
+    errors += str(e).splitlines()[1:]
+  crop = config.data.crop_pad_size
+  if crop % max(config.scale, 1):
+    errors.append(f"data.crop_pad_size={crop} is not a multiple of scale={config.scale}")
+  if not 0 < config.data.gt_size <= crop:
+    errors.append(f"data.gt_size={config.data.gt_size} must be in (0, data.crop_pad_size={crop}]")
+  factors = tuple(config.data.multiscale_factors)
+  if any(not 0.0 < float(f) <= 1.0 for f in factors):
+    errors.append(f"data.multiscale_factors={factors} must be in (0, 1]")
+  if config.data.multiscale_shortest_edge < 0:
+    errors.append(f"data.multiscale_shortest_edge={config.data.multiscale_shortest_edge} must be "
+                  ">= 0")
+  return [e.strip() for e in errors]
 
 
 def _gan_errors(config: ml_collections.ConfigDict) -> list:

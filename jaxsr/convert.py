@@ -4,6 +4,8 @@
       --workdir=/tmp/x4plus
   python -m jaxsr.main --mode=eval --config=/tmp/x4plus/config.py --workdir=/tmp/x4plus \
       --config.eval.datasets=folder:/data/Set5/HR
+  python -m jaxsr.convert --arch=unet_discriminator --input=RealESRGAN_x4plus_netD.pth \
+      --workdir=/tmp/x4plus_netD  # For a GAN: --config.init_d_from=/tmp/x4plus_netD
 
 The file may hold BasicSR's {'params': sd}, {'params_ema': sd} (both: 'params_ema' is taken
 unless --key says otherwise) or the bare state dict sd; it is read by `torch_io` (no torch, no
@@ -13,7 +15,8 @@ code from the file runs). Architecture hyper-parameters are read off the tensor 
 * `checkpoints/0`: an orbax checkpoint whose `state` holds `step`, `params`, `ema_params` (the
   same weights) and `model_state` (a discriminator: `d_params`, `d_model_state`), so that
   `--mode=eval`, `evaluate.restore_eval_variables`, `checkpointing.restore_generator` and
-  `--config.init_from=<workdir>` read it as a checkpoint of a training run;
+  `--config.init_from=<workdir>` (a discriminator: `--config.init_d_from=<workdir>`) read it as
+  a checkpoint of a training run;
 * `config.json`: the full config (`config_base.base_config()`, or `gan_config()` for a
   discriminator, with model.*, scale and ema_decay=0 set);
 * `config.py`: the same config as a config file for `python -m jaxsr.main --config=...`.
@@ -21,8 +24,12 @@ code from the file runs). Architecture hyper-parameters are read off the tensor 
 Mapping (`state_dict_to_variables`): keys follow `layers.flax_param_path`; conv weights are
 transposed by `layers.torch_conv_weight_to_flax`, linear weights by `.T`, 1-D weights (PReLU
 slopes) copied; BatchNorm `weight`/`bias` -> params `scale`/`bias`, `running_mean`/`running_var`
--> batch_stats `mean`/`var` (`num_batches_tracked` dropped). Training can also start from such
-a file directly: `--config.init_from=basicsr:<file.pth>` (see `train.load_init_variables`).
+-> batch_stats `mean`/`var` (`num_batches_tracked` dropped); spectral norm (torch
+`nn.utils.spectral_norm`) `weight_orig` -> params `kernel`, `weight_u`/`weight_v` -> batch_stats
+`u`/`v` (v reordered by `discriminators.spectral_norm_v_to_flax`), so that eval mode computes
+torch's sigma = u^T W v. Training can also start from such files directly:
+`--config.init_from=basicsr:<G.pth>` and, for a GAN, `--config.init_d_from=basicsr:<D.pth>`
+(see `train.load_init_variables`).
 """
 
 import math
@@ -44,12 +51,13 @@ from jaxsr import config_base
 from jaxsr import models
 from jaxsr import state as state_lib
 from jaxsr import torch_io
+from jaxsr.models import discriminators
 from jaxsr.models import layers
 from jaxsr.models import srvgg
 
 # --arch -> jaxsr registry name (generators in models.MODELS, discriminators in DISCRIMINATORS).
 GENERATOR_ARCHS = ("msrresnet", "edsr", "rrdbnet", "srvgg")
-DISCRIMINATOR_ARCHS = {"vgg_discriminator": "vgg_style"}
+DISCRIMINATOR_ARCHS = {"vgg_discriminator": "vgg_style", "unet_discriminator": "unet_sn"}
 ARCHS = GENERATOR_ARCHS + tuple(DISCRIMINATOR_ARCHS)
 BASICSR_PREFIX = "basicsr:"  # init_from=basicsr:<file.pth>
 
@@ -58,6 +66,9 @@ StateDict = Dict[str, np.ndarray]
 # BatchNorm state-dict leaf -> (Linen collection, variable name).
 _BATCH_NORM = {"weight": ("params", "scale"), "bias": ("params", "bias"),
                "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
+# Spectral-norm state-dict leaf -> (Linen collection, variable name).
+_SPECTRAL_NORM = {"weight_orig": ("params", "kernel"), "weight_u": ("batch_stats", "u"),
+                  "weight_v": ("batch_stats", "v")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,6 +121,7 @@ def infer_hparams(arch: str, state_dict: StateDict, **overrides) -> Dict[str, An
   channels (num_out_ch * scale^2, num_out_ch = num_in_ch unless given); act_type 'prelu' when
   PReLU weights are there, else 'relu' unless given ('relu' and 'leakyrelu' hold no weights).
   vgg_discriminator: num_in_ch, num_feat; input_size 256 with conv5_0, else 128.
+  unet_discriminator: num_in_ch, num_feat; skip_connection (no weights tell) True unless given.
 
   Args:
     arch: one of `ARCHS`.
@@ -132,6 +144,10 @@ def infer_hparams(arch: str, state_dict: StateDict, **overrides) -> Dict[str, An
     num_feat, num_in_ch = read.shape("conv0_0.weight")[:2]
     hparams = dict(num_in_ch=num_in_ch, num_feat=num_feat,
                    input_size=256 if "conv5_0.weight" in state_dict else 128)
+  elif arch == "unet_discriminator":
+    num_feat, num_in_ch = read.shape("conv0.weight")[:2]
+    read.shape("conv1.weight_orig")  # Spectral-normalised (a plain U-Net is not this arch).
+    hparams = dict(num_in_ch=num_in_ch, num_feat=num_feat, skip_connection=True)
   elif arch in ("msrresnet", "edsr"):
     num_feat, num_in_ch = read.shape("conv_first.weight")[:2]
     if arch == "msrresnet":
@@ -217,7 +233,15 @@ def state_dict_to_variables(state_dict: StateDict, like: Dict[str, Any],
   converted, names = {}, {}
   for key, value in state_dict.items():
     module, _, leaf = key.rpartition(".")
-    if module in batch_norms:
+    if leaf in _SPECTRAL_NORM:
+      collection, name = _SPECTRAL_NORM[leaf]
+      path = (collection, *layers.flax_param_path(key)[:-1], name)
+      if leaf == "weight_orig":
+        value = _flax_layout(value)
+      elif leaf == "weight_v" and f"{module}.weight_orig" in state_dict:
+        value = discriminators.spectral_norm_v_to_flax(
+            value, state_dict[f"{module}.weight_orig"].shape)
+    elif module in batch_norms:
       if leaf == "num_batches_tracked":
         continue
       collection, name = _BATCH_NORM.get(leaf, ("params", leaf))
@@ -237,6 +261,16 @@ def state_dict_to_variables(state_dict: StateDict, like: Dict[str, Any],
     raise ValueError(f"{source} does not fit the model:\n  " + "\n  ".join(problems))
   return flax.traverse_util.unflatten_dict(
       {p: np.asarray(converted[p], dtype=t.dtype) for p, t in target.items()})
+
+
+def discriminator_arch(name: str) -> str:
+  """The `--arch` whose BasicSR weights fit jaxsr discriminator `name` (e.g. 'unet_sn' ->
+  'unet_discriminator'); ValueError for a discriminator BasicSR has no weights of."""
+  for arch, registered in DISCRIMINATOR_ARCHS.items():
+    if registered == name:
+      return arch
+  raise ValueError(f"Discriminator '{name}' has no BasicSR counterpart to import weights from "
+                   f"(those with one: {sorted(DISCRIMINATOR_ARCHS.values())})")
 
 
 def create_module(arch: str, hparams: Dict[str, Any]):
@@ -363,12 +397,16 @@ def write_workdir(workdir: str, arch: str, hparams: Dict[str, Any],
   manager.close()
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
+  if arch in DISCRIMINATOR_ARCHS:
+    usage = ("A GAN config with these discriminator.* starts from it with\n"
+             "  --config.init_d_from=<this folder>\n")
+  else:
+    usage = ("The checkpoint is in this folder:\n  python -m jaxsr.main --mode=eval "
+             "--config=<this file> --workdir=<this folder> \\\n      "
+             "--config.eval.datasets=folder:<HR images>\n")
   with open(os.path.join(workdir, "config.py"), "w") as f:
-    f.write(config_source(config, (
-        f"{arch} weights converted by `python -m jaxsr.convert` from\n{source or 'BasicSR'}\n\n"
-        "The checkpoint is in this folder:\n  python -m jaxsr.main --mode=eval "
-        "--config=<this file> --workdir=<this folder> \\\n      "
-        "--config.eval.datasets=folder:<HR images>\n")))
+    f.write(config_source(config, f"{arch} weights converted by `python -m jaxsr.convert` "
+                                  f"from\n{source or 'BasicSR'}\n\n{usage}"))
   return config
 
 
@@ -401,6 +439,8 @@ def _define_flags() -> None:
                     "srvgg activation; default: prelu if PReLU weights are present, else relu.")
   flags.DEFINE_float("res_scale", None, "edsr residual scale (not in the weights; default 1, "
                      "the full EDSR uses 0.1).")
+  flags.DEFINE_boolean("skip_connection", None, "unet_discriminator U-Net skips (not in the "
+                       "weights; default True, as Real-ESRGAN).")
   flags.mark_flags_as_required(["arch", "input", "workdir"])
 
 
@@ -409,7 +449,8 @@ def main(argv) -> None:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   checkpointing.quiet_orbax_info()
   values = flags.FLAGS
-  overrides = {name: values[name].value for name in ("scale", "act_type", "res_scale")
+  overrides = {name: values[name].value
+               for name in ("scale", "act_type", "res_scale", "skip_connection")
                if values[name].value is not None}
   convert(values.input, values.arch, values.workdir, key=values.key, **overrides)
 

@@ -24,6 +24,7 @@ class TrainState:
       {'batch_stats': ...}); {} for models without any.
     opt_state: optax state of the generator optimizer.
     rng: PRNG key, split each step (for stochastic models and losses).
+    pool: real-world runs: the training-pair pool (`degradations.pairs.init_pool`); else {}.
   """
   step: jnp.ndarray
   params: PyTree
@@ -31,6 +32,7 @@ class TrainState:
   model_state: PyTree
   opt_state: PyTree
   rng: jnp.ndarray
+  pool: PyTree
 
 
 @flax.struct.dataclass
@@ -86,25 +88,29 @@ def split_variables(variables: Variables) -> Tuple[PyTree, Variables]:
 
 
 def create_train_state(init_fn: Callable[[jax.Array], Variables],
-                       tx: optax.GradientTransformation, rng: jax.Array) -> TrainState:
-  """Initialises variables with `init_fn(key)`, the optimizer state and the EMA copy."""
+                       tx: optax.GradientTransformation, rng: jax.Array,
+                       pool: PyTree = None) -> TrainState:
+  """Initialises variables with `init_fn(key)`, the optimizer state and the EMA copy; `pool`:
+  a real-world run's empty training-pair pool (None: {})."""
   init_rng, state_rng = jax.random.split(rng)
   params, model_state = split_variables(init_fn(init_rng))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     ema_params=jax.tree.map(jnp.copy, params), model_state=model_state,
-                    opt_state=tx.init(params), rng=state_rng)
+                    opt_state=tx.init(params), rng=state_rng,
+                    pool={} if pool is None else pool)
 
 
 def create_gan_state(g_init_fn: Callable[[jax.Array], Variables],
                      d_init_fn: Callable[[jax.Array], Variables],
                      g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
-                     rng: jax.Array) -> GanState:
-  """A fresh GanState: generator as in `create_train_state`, discriminator from `d_init_fn`."""
+                     rng: jax.Array, pool: PyTree = None) -> GanState:
+  """A fresh GanState: generator (and pool) as in `create_train_state`, discriminator from
+  `d_init_fn`."""
   g_rng, d_rng = jax.random.split(rng)
-  g = create_train_state(g_init_fn, g_tx, g_rng)
+  g = create_train_state(g_init_fn, g_tx, g_rng, pool)
   d_params, d_model_state = split_variables(d_init_fn(d_rng))
   return GanState(step=g.step, params=g.params, ema_params=g.ema_params,
-                  model_state=g.model_state, opt_state=g.opt_state, rng=g.rng,
+                  model_state=g.model_state, opt_state=g.opt_state, rng=g.rng, pool=g.pool,
                   d_params=d_params, d_model_state=d_model_state, d_opt_state=d_tx.init(d_params))
 
 

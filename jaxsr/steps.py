@@ -15,15 +15,22 @@ from jaxsr import losses
 from jaxsr import metrics as metrics_lib
 from jaxsr import state as state_lib
 
-Batch = Dict[str, jnp.ndarray]  # {'lr': [B, h, w, 3], 'hr': [B, h*s, w*s, 3]} in [0, 1].
+# {'lr': [B, h, w, 3], 'hr': [B, h*s, w*s, 3]} in [0, 1]; real-world batches may add other
+# targets of the losses: 'hr_pixel', 'hr_percep' (see `content_loss`), 'hr_gan' (D's real).
+Batch = Dict[str, jnp.ndarray]
 # `(params, model_state, x) -> (y, new_model_state)`, training mode (see builders).
 TrainApplyFn = Callable
-# `(sr, hr, loss_variables) -> {term name: weighted scalar}`: pixel / perceptual / style terms.
+# `(sr, batch, loss_variables) -> {term name: weighted scalar}`: pixel / perceptual / style terms.
 ContentLossFn = Callable[..., Dict[str, jnp.ndarray]]
 
 
 def _total(terms: Dict[str, jnp.ndarray]) -> jnp.ndarray:
   return sum(terms.values(), jnp.zeros((), jnp.float32))
+
+
+def gan_target(batch: Batch) -> jnp.ndarray:
+  """The discriminator's real images: 'hr_gan' if the batch has it, else 'hr'."""
+  return batch.get("hr_gan", batch["hr"])
 
 
 def _batch_psnr(sr: jnp.ndarray, hr: jnp.ndarray) -> jnp.ndarray:
@@ -38,7 +45,8 @@ def make_psnr_train_step(g_apply: TrainApplyFn, tx: optax.GradientTransformation
   Args:
     g_apply: generator, training mode: `(params, model_state, lr) -> (sr, model_state)`.
     tx: the optimizer.
-    content_loss: `(sr, hr, loss_variables) -> {term: weighted scalar}`; the loss is their sum.
+    content_loss: `(sr, batch, loss_variables) -> {term: weighted scalar}`; the loss is their
+      sum.
     ema_decay: EMA decay of the parameters (0: EMA equals params).
     schedule: learning-rate schedule, evaluated for logging.
 
@@ -50,7 +58,7 @@ def make_psnr_train_step(g_apply: TrainApplyFn, tx: optax.GradientTransformation
 
   def loss_fn(params, model_state, batch, loss_variables):
     sr, model_state = g_apply(params, model_state, batch["lr"])
-    terms = content_loss(sr, batch["hr"], loss_variables)
+    terms = content_loss(sr, batch, loss_variables)
     return _total(terms), (sr, model_state, terms)
 
   def train_step(state: state_lib.TrainState, batch: Batch, loss_variables):
@@ -107,8 +115,8 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
     d_apply: discriminator, training mode: `(d_params, d_model_state, img) -> (logits, state)`.
     g_tx: generator optimizer.
     d_tx: discriminator optimizer.
-    content_loss: `(sr, hr, loss_variables) -> {term: weighted scalar}` (pixel / perceptual /
-      style).
+    content_loss: `(sr, batch, loss_variables) -> {term: weighted scalar}` (pixel /
+      perceptual / style).
     options: see `GanOptions`.
     ema_decay: EMA decay of the generator parameters.
     g_schedule: generator learning-rate schedule (for logging).
@@ -145,8 +153,9 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
       grad_norm = optax.tree.norm(grads)
     return state, dict(aux, grad_norm_d=grad_norm)
 
-  def g_loss_fn(sr, state: state_lib.GanState, hr, loss_variables):
-    terms = content_loss(sr, hr, loss_variables)
+  def g_loss_fn(sr, state: state_lib.GanState, batch, loss_variables):
+    hr = gan_target(batch)
+    terms = content_loss(sr, batch, loss_variables)
     fake, d_model_state = d_apply(state.d_params, state.d_model_state, sr)
     real = None
     if gan_type == "ragan":
@@ -155,9 +164,9 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
         gan_type, fake, real)
     return _total(terms), (d_model_state, terms)
 
-  def g_update(state: state_lib.GanState, sr, g_vjp, g_model_state, hr, loss_variables):
+  def g_update(state: state_lib.GanState, sr, g_vjp, g_model_state, batch, loss_variables):
     (loss, (d_model_state, terms)), d_sr = jax.value_and_grad(g_loss_fn, has_aux=True)(
-        sr, state, hr, loss_variables)
+        sr, state, batch, loss_variables)
     (grads,) = g_vjp(d_sr)
     updates, opt_state = g_tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -171,19 +180,19 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
     return state, dict(terms, loss_g=loss, grad_norm_g=optax.tree.norm(grads))
 
   def train_step(state: state_lib.GanState, batch: Batch, loss_variables):
-    hr = batch["hr"]
+    real = gan_target(batch)
     g_forward = lambda params: g_apply(params, state.model_state, batch["lr"])
     sr, g_vjp, g_model_state = jax.vjp(g_forward, state.params, has_aux=True)
     if options.d_first:
-      state, d_metrics = d_update(state, hr, sr)
-      state, g_metrics = g_update(state, sr, g_vjp, g_model_state, hr, loss_variables)
+      state, d_metrics = d_update(state, real, sr)
+      state, g_metrics = g_update(state, sr, g_vjp, g_model_state, batch, loss_variables)
     else:
-      state, g_metrics = g_update(state, sr, g_vjp, g_model_state, hr, loss_variables)
-      state, d_metrics = d_update(state, hr, sr)
+      state, g_metrics = g_update(state, sr, g_vjp, g_model_state, batch, loss_variables)
+      state, d_metrics = d_update(state, real, sr)
     rng, _ = jax.random.split(state.rng)
     step = state.step
     state = state.replace(step=step + 1, rng=rng)
-    step_metrics = dict(g_metrics, **d_metrics, psnr=_batch_psnr(sr, hr),
+    step_metrics = dict(g_metrics, **d_metrics, psnr=_batch_psnr(sr, batch["hr"]),
                         learning_rate_g=jnp.asarray(g_schedule(step), jnp.float32),
                         learning_rate_d=jnp.asarray(d_schedule(step), jnp.float32))
     return state, step_metrics

@@ -8,6 +8,7 @@ state is written; SIGTERM or Ctrl-C saves the state reached.
 """
 
 import os
+import pickle
 import signal
 import threading
 import time
@@ -71,43 +72,87 @@ def load_init_variables(init_from: str, like: Dict[str, Any], model_name: str = 
   """The generator variables (EMA params, which equal the params when that run kept no EMA, and
   BatchNorm statistics) of `init_from` — a workdir (its latest checkpoint) or one checkpoint
   directory `<workdir>/checkpoints/<step>` of a PSNR or GAN run — placed like `like`; or
-  `basicsr:<file.pth>`, BasicSR weights of model `model_name` at `scale` (see `convert`)."""
-  if init_from.startswith(convert.BASICSR_PREFIX):
-    path = init_from[len(convert.BASICSR_PREFIX):]
-    _, variables = convert.load_basicsr_variables(path, model_name, like=like, scale=scale)
-    logging.info("Initialised the generator from BasicSR weights %s", path)
-    return jax.device_put(variables, jax.tree.leaves(like)[0].sharding)
-  workdir, which = checkpointing.split_checkpoint_path(init_from)
-  if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
-    raise ValueError(f"init_from={init_from}: no checkpoints in {workdir}")
-  source = checkpointing.create_manager(workdir, read_only=True)
-  step = checkpointing.resolve_step(source, which)
-  variables = checkpointing.restore_generator(source, step, like, use_ema=True,
-                                              sharding=jax.tree.leaves(like)[0].sharding)
-  logging.info("Initialised the generator from %s step %d", workdir, step)
-  return variables
+  `basicsr:<file.pth>`, BasicSR weights of model `model_name` at `scale` (see `convert`).
+
+  Raises:
+    ValueError: starting 'init_from=<init_from>: ', when nothing there fits `like`."""
+  return _load_variables(
+      "init_from", init_from, like, "generator",
+      lambda path: convert.load_basicsr_variables(path, model_name, like=like, scale=scale)[1],
+      lambda manager, step, sharding: checkpointing.restore_generator(
+          manager, step, like, use_ema=True, sharding=sharding))
+
+
+def load_init_d_variables(init_d_from: str, like: Dict[str, Any],
+                          discriminator_name: str) -> Dict[str, Any]:
+  """The discriminator variables (`d_params` and `d_model_state`: BatchNorm statistics,
+  spectral-norm u and v) of `init_d_from` — a GAN workdir or checkpoint directory, as for
+  `load_init_variables`, or the workdir `jaxsr.convert` writes for a discriminator — placed like
+  `like`; or `basicsr:<netD.pth>`, BasicSR weights of `discriminator_name` (e.g. 'unet_sn' reads
+  Real-ESRGAN's `RealESRGAN_x4plus_netD.pth`).
+
+  Raises:
+    ValueError: starting 'init_d_from=<init_d_from>: ', when nothing there fits `like`."""
+  return _load_variables(
+      "init_d_from", init_d_from, like, "discriminator",
+      lambda path: convert.load_basicsr_variables(
+          path, convert.discriminator_arch(discriminator_name), like=like)[1],
+      lambda manager, step, sharding: checkpointing.restore_discriminator(
+          manager, step, like, sharding=sharding))
+
+
+def _load_variables(option: str, source: str, like: Dict[str, Any], what: str,
+                    load_basicsr, restore) -> Dict[str, Any]:
+  """`load_basicsr(path)` for `basicsr:<path>`, else `restore(manager, step, sharding)` of the
+  checkpoint `source` names; placed like `like`. Errors (a missing or unreadable file, another
+  architecture or size) become one ValueError naming `option` and `source`."""
+  sharding = jax.tree.leaves(like)[0].sharding
+  try:
+    if source.startswith(convert.BASICSR_PREFIX):
+      path = source[len(convert.BASICSR_PREFIX):]
+      variables = jax.device_put(load_basicsr(path), sharding)
+      logging.info("Initialised the %s from BasicSR weights %s", what, path)
+      return variables
+    workdir, which = checkpointing.split_checkpoint_path(source)
+    if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
+      raise ValueError(f"no checkpoints in {workdir}")
+    manager = checkpointing.create_manager(workdir, read_only=True)
+    step = checkpointing.resolve_step(manager, which)
+    variables = restore(manager, step, sharding)
+    logging.info("Initialised the %s from %s step %d", what, workdir, step)
+    return variables
+  except (ValueError, KeyError, OSError, pickle.UnpicklingError) as e:
+    message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    raise ValueError(f"{option}={source}: {message}") from None
 
 
 def restore_or_init(config: ml_collections.ConfigDict, manager, comps: builders.Components,
                     mesh) -> Tuple[Any, int]:
   """Resumes from the latest checkpoint (no fresh init needed), else loads `config.init_from`
-  generator variables into a fresh state, else returns the fresh state."""
+  generator variables (and for a GAN `config.init_d_from` discriminator variables) into a
+  fresh state, else returns the fresh state."""
   latest = manager.latest_step()
   if latest is not None:
     state, data_state = checkpointing.restore(
         manager, latest, builders.abstract_state(config, comps, mesh))
     logging.info("Resumed from step %d (input position %s)", latest, data_state)
     return state, int(data_state["next_step"])
-  fresh_state = builders.build_state(config, comps, mesh)
+  state = builders.build_state(config, comps, mesh)
   if config.init_from:
     variables = load_init_variables(
-        config.init_from, state_lib.generator_variables(fresh_state, use_ema=False),
+        config.init_from, state_lib.generator_variables(state, use_ema=False),
         config.model.name, config.scale)
     params, model_state = state_lib.split_variables(variables)
     # Separate buffers: the train step donates both trees.
-    return fresh_state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params),
-                               model_state=model_state), 0
-  return fresh_state, 0
+    state = state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params),
+                          model_state=model_state)
+  if config_base.is_gan(config) and config.init_d_from:
+    variables = load_init_d_variables(
+        config.init_d_from, {"params": state.d_params, **state.d_model_state},
+        config.discriminator.name)
+    d_params, d_model_state = state_lib.split_variables(variables)
+    state = state.replace(d_params=d_params, d_model_state=d_model_state)
+  return state, 0
 
 
 def _save_on_interrupt(manager, state, pending, flushed_to) -> None:

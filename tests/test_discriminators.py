@@ -100,11 +100,13 @@ def test_unet_param_tree_follows_basicsr_names():
   assert _paths(variables["params"]) == (
       {(c, "kernel") for c in sn} | {(c, leaf) for c in ("conv0", "conv9")
                                      for leaf in ("kernel", "bias")})
-  assert _paths(variables["batch_stats"]) == {(c, "u") for c in sn}
+  assert _paths(variables["batch_stats"]) == {(c, leaf) for c in sn for leaf in ("u", "v")}
   for c in sn:
-    u = variables["batch_stats"][c]["u"]
-    assert u.shape == (variables["params"][c]["kernel"].shape[-1],)
+    kernel = variables["params"][c]["kernel"]
+    u, v = variables["batch_stats"][c]["u"], variables["batch_stats"][c]["v"]
+    assert u.shape == (kernel.shape[-1],) and v.shape == (np.prod(kernel.shape[:-1]),)
     np.testing.assert_allclose(jnp.linalg.norm(u), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(jnp.linalg.norm(v), 1.0, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -204,14 +206,25 @@ def test_spectral_normalize_one_step_matches_torch_formulas():
   w = _torch_matrix(kernel)
   v = w.T @ u0 / np.linalg.norm(w.T @ u0)
   u1 = w @ v / np.linalg.norm(w @ v)
-  out, u, sigma = D.spectral_normalize(jnp.asarray(kernel), jnp.asarray(u0, jnp.float32), True)
+  out, u, v1, sigma = D.spectral_normalize(jnp.asarray(kernel), jnp.asarray(u0, jnp.float32),
+                                           True)
   np.testing.assert_allclose(u, u1, rtol=1e-5, atol=1e-6)
+  torch_shape = (5, 2, 3, 3)  # v: torch's column order; v1: the kernel's.
+  np.testing.assert_allclose(v1, D.spectral_norm_v_to_flax(v, torch_shape), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(sigma, u1 @ w @ v, rtol=1e-5)
   np.testing.assert_allclose(out, kernel / (u1 @ w @ v), rtol=1e-5, atol=1e-6)
-  # Without update: u unchanged, sigma = u0 . W v = ||W^T u0||.
-  _, u, sigma = D.spectral_normalize(jnp.asarray(kernel), jnp.asarray(u0, jnp.float32), False)
+  # Without update: u unchanged, sigma = u0 . W v = ||W^T u0|| with no stored v ...
+  _, u, _, sigma = D.spectral_normalize(jnp.asarray(kernel), jnp.asarray(u0, jnp.float32), False)
   np.testing.assert_allclose(u, u0, rtol=1e-6)
   np.testing.assert_allclose(sigma, np.linalg.norm(w.T @ u0), rtol=1e-5)
+  # ... and u0 . W v0 with a stored v0 (torch's eval mode: no power iteration).
+  v0 = rng.normal(size=w.shape[1])
+  v0 /= np.linalg.norm(v0)
+  out, u, v, sigma = D.spectral_normalize(jnp.asarray(kernel), jnp.asarray(u0, jnp.float32),
+                                          False, v=D.spectral_norm_v_to_flax(v0, torch_shape))
+  np.testing.assert_allclose(v, D.spectral_norm_v_to_flax(v0, torch_shape), rtol=1e-6)
+  np.testing.assert_allclose(sigma, u0 @ w @ v0, rtol=1e-4)
+  np.testing.assert_allclose(out, kernel / (u0 @ w @ v0), rtol=1e-4, atol=1e-6)
 
 
 def test_spectral_norm_conv_converges_to_largest_singular_value():
@@ -236,7 +249,7 @@ def test_spectral_norm_conv_converges_to_largest_singular_value():
   # Eval mode: the conv uses kernel / sigma and changes nothing.
   trained = {**variables, "batch_stats": stats}
   y, new_state = _apply(make(False), trained, x, mutable=["batch_stats"])
-  np.testing.assert_array_equal(new_state["batch_stats"]["u"], stats["u"])
+  jax.tree_util.tree_map(np.testing.assert_array_equal, new_state["batch_stats"], stats)
   np.testing.assert_allclose(y, layers.conv2d(x, kernel / s_max, stride=2, padding=1),
                              rtol=1e-3, atol=1e-5)
 

@@ -100,3 +100,20 @@ def assert_trees_equal(a, b):
     if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
       x, y = jax.random.key_data(x), jax.random.key_data(y)
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def tiny_realworld_config(train_dir: str, val_dir: str = "", scale: int = 2, gan: bool = False):
+  """`tiny_config` (or `tiny_gan_config`) trained on Real-ESRGAN degradations: HR crops of 32,
+  pairs of 8 / 16 pixels, a pool of 8 pairs (two batches)."""
+  c = config_base.realworld_config(gan=gan)
+  tiny = (tiny_gan_config if gan else tiny_config)(train_dir, val_dir, scale)
+  for key in tiny:
+    if key == "data":
+      for data_key in tiny.data:
+        if data_key != "use_rot":
+          c.data[data_key] = tiny.data[data_key]
+    else:
+      c[key] = tiny[key]
+  c.data.crop_pad_size = 32
+  c.degradation.queue_size = 8
+  return c

@@ -12,6 +12,8 @@ pipeline from `start_step` and yields exactly the batches the uninterrupted run 
 Per example: read image -> random GT crop (paired data: LR crop and the aligned HR crop) ->
 LR = MATLAB bicubic(HR, 1/scale), rounded to 8-bit levels if `config.data.quantize_lr` ->
 the same flips/transpose on LR and HR (BasicSR `augment`: hflip; vflip + transpose for rot).
+Real-world configs (`config_base.is_realworld`) yield HR crops only, with the same indexing, for
+the degradations to make LR on the device (`realworld_input`).
 """
 
 import os
@@ -22,6 +24,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from jaxsr import config_base
 from jaxsr.data import sources
 from jaxsr.data.imresize_tf import imresize_tf
 
@@ -46,6 +49,8 @@ def create_train_iter(config: ml_collections.ConfigDict, start_step: int = 0,
   Yields:
     {'lr': float32 `[b, g/s, g/s, 3]`, 'hr': float32 `[b, g, g, 3]`}, both in [0, 1], where
     b = config.batch_size // process_count, g = config.data.gt_size, s = config.scale.
+    Real-world configs: {'hr': uint8 `[b, P, P, 3]`}, P = config.data.crop_pad_size
+    (`realworld_input`).
   """
   source = load_train_source(config)
   dataset = create_train_dataset(config, source, start_step, process_index, process_count)
@@ -54,8 +59,12 @@ def create_train_iter(config: ml_collections.ConfigDict, start_step: int = 0,
 
 def load_train_source(config: ml_collections.ConfigDict) -> sources.Source:
   """Checks the images of `config.data.train` (before anything compiles) and logs the summary."""
-  source = sources.load_source(config.data.train, scale=config.scale,
-                               min_hr_size=config.data.gt_size, data_dir=config.data.data_dir)
+  if config_base.is_realworld(config):
+    from jaxsr.data import realworld_input  # pylint: disable=g-import-not-at-top  # Imports us.
+    source = realworld_input.load_hr_source(config)
+  else:
+    source = sources.load_source(config.data.train, scale=config.scale,
+                                 min_hr_size=config.data.gt_size, data_dir=config.data.data_dir)
   logging.info("Training data %s: %s", config.data.train, source.summary)
   return source
 
@@ -68,16 +77,20 @@ def create_train_dataset(config: ml_collections.ConfigDict, source: sources.Sour
   if global_batch % process_count:
     raise ValueError(f"batch_size={global_batch} is not divisible by the {process_count} "
                      "processes.")
-  scale, gt_size = config.scale, config.data.gt_size
-  if gt_size % scale:
-    raise ValueError(f"data.gt_size={gt_size} is not a multiple of scale={scale}.")
   local_batch = global_batch // process_count
-  read_hr = _image_reader(source.hr, config.data.cache)
-  read_lr = None if source.lr is None else _image_reader(source.lr, config.data.cache)
-  make_example = _example_fn(
-      read_hr, read_lr, len(source.hr), seed=config.seed, scale=scale, gt_size=gt_size,
-      use_flip=config.data.use_flip, use_rot=config.data.use_rot,
-      quantize_lr=config.data.quantize_lr)
+  if config_base.is_realworld(config):
+    from jaxsr.data import realworld_input  # pylint: disable=g-import-not-at-top  # Imports us.
+    make_example = realworld_input.example_fn(config, source)
+  else:
+    scale, gt_size = config.scale, config.data.gt_size
+    if gt_size % scale:
+      raise ValueError(f"data.gt_size={gt_size} is not a multiple of scale={scale}.")
+    read_hr = _image_reader(source.hr, config.data.cache)
+    read_lr = None if source.lr is None else _image_reader(source.lr, config.data.cache)
+    make_example = _example_fn(
+        read_hr, read_lr, len(source.hr), seed=config.seed, scale=scale, gt_size=gt_size,
+        use_flip=config.data.use_flip, use_rot=config.data.use_rot,
+        quantize_lr=config.data.quantize_lr)
 
   first = process_index * local_batch
   steps = tf.data.Dataset.range(start_step, _MAX_STEPS)
@@ -115,10 +128,7 @@ def _example_fn(read_hr: Reader, read_lr: Optional[Reader], num_images: int, *, 
 
   def example(index):
     image_index = _shuffled_image_index(index, num_images, seed)
-    key = tf.random.experimental.stateless_fold_in(
-        tf.constant([seed, _EXAMPLE_STREAM], tf.int64), index, alg=_RNG_ALG)
-    keys = tf.random.experimental.stateless_split(key, 2, alg=_RNG_ALG)
-    crop_key, augment_key = keys[0], keys[1]
+    crop_key, augment_key = _example_keys(index, seed, 2)
     if read_lr is None:
       hr_image = read_hr(image_index)
       top, left = _random_offsets(tf.shape(hr_image), gt_size, crop_key)
@@ -130,7 +140,7 @@ def _example_fn(read_hr: Reader, read_lr: Optional[Reader], num_images: int, *, 
       lr = _to_float(lr_image[top:top + lr_size, left:left + lr_size])
       hr = _to_float(read_hr(image_index)[top * scale:top * scale + gt_size,
                                           left * scale:left * scale + gt_size])
-    flips = tf.random.stateless_uniform([3], augment_key, alg=_RNG_ALG) < 0.5
+    flips = _random_flips(augment_key)
     lr = tf.ensure_shape(_augment(lr, flips, use_flip, use_rot), [lr_size, lr_size, 3])
     hr = tf.ensure_shape(_augment(hr, flips, use_flip, use_rot), [gt_size, gt_size, 3])
     return {"lr": lr, "hr": hr}
@@ -144,6 +154,18 @@ def _shuffled_image_index(index: tf.Tensor, num_images: int, seed: int) -> tf.Te
       tf.constant([seed, _PERMUTATION_STREAM], tf.int64), index // num_images, alg=_RNG_ALG)
   return tf.random.experimental.index_shuffle(
       index % num_images, epoch_key, tf.constant(num_images - 1, tf.int64))
+
+
+def _example_keys(index: tf.Tensor, seed: int, num: int) -> List[tf.Tensor]:
+  """`num` independent stateless keys (int64 `[2]`) of example `index`: pure in (seed, i)."""
+  key = tf.random.experimental.stateless_fold_in(
+      tf.constant([seed, _EXAMPLE_STREAM], tf.int64), index, alg=_RNG_ALG)
+  return tf.unstack(tf.random.experimental.stateless_split(key, num, alg=_RNG_ALG), num=num)
+
+
+def _random_flips(key: tf.Tensor) -> tf.Tensor:
+  """bool `[3]`, each True with probability 0.5: the `flips` of `_augment`."""
+  return tf.random.stateless_uniform([3], key, alg=_RNG_ALG) < 0.5
 
 
 def _random_offsets(shape: tf.Tensor, size: int, key: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:

@@ -2,16 +2,17 @@
 
 Every discriminator maps `[B, H, W, C]` in [0, 1] to float32 logits and is called as
 `model.apply(variables, x, train=...)`. Its non-parameter state (BatchNorm running averages,
-spectral-norm vectors u) lives in the collection 'batch_stats': with `train=True` pass
+spectral-norm vectors u, v) lives in the collection 'batch_stats': with `train=True` pass
 `mutable=['batch_stats']` (BatchNorm uses batch statistics and updates its running averages;
-spectral norm does one power iteration and stores the new u); with `train=False` nothing
-changes (running averages, stored u).
+spectral norm does one power iteration and stores the new u and v); with `train=False` nothing
+changes (running averages; sigma = u^T W v from the stored u and v, as torch's eval mode).
 
 Weight import from BasicSR follows `layers` (submodule = BasicSR attribute name, conv weights
 transposed by `torch_conv_weight_to_flax`), plus: linear `weight` -> `kernel` transposed
 (`.T`); BatchNorm `weight`/`bias` -> params `scale`/`bias`, `running_mean`/`running_var` ->
 batch_stats `mean`/`var`; spectral-norm `weight_orig` -> params `kernel`, `weight_u` ->
-batch_stats `u` (`weight_v` is not kept: it is recomputed from u).
+batch_stats `u`, `weight_v` -> batch_stats `v` (its `[in*k*k]` entries reordered to this
+module's `[k*k*in]` columns, `spectral_norm_v_to_flax`).
 """
 
 from typing import Any, Optional
@@ -19,6 +20,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsr.models import layers
 
@@ -33,51 +35,70 @@ def _l2_normalize(x: jax.Array, eps: float = SN_EPS) -> jax.Array:
   return x / jnp.maximum(jnp.linalg.norm(x), eps)
 
 
-def spectral_normalize(kernel: jax.Array, u: jax.Array, update: bool,
-                       eps: float = SN_EPS) -> tuple[jax.Array, jax.Array, jax.Array]:
+def spectral_normalize(kernel: jax.Array, u: jax.Array, update: bool, eps: float = SN_EPS,
+                       v: Optional[jax.Array] = None
+                       ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """One step of torch `nn.utils.spectral_norm` (n_power_iterations=1).
 
   W is the kernel as a matrix `[out, k*k*in]` (PyTorch's `[out, in*k*k]` up to a permutation of
-  columns, which changes neither u nor sigma). v = normalize(W^T u); with `update`, also
-  u = normalize(W v). u and v are constants for autodiff; sigma = u . (W v).
+  columns, which changes neither u nor sigma). With `update` (torch's training mode):
+  v = normalize(W^T u), then u = normalize(W v). Without (eval mode): the stored v, or
+  normalize(W^T u) when v is None. u and v are constants for autodiff; sigma = u . (W v).
 
   Args:
     kernel: `[k, k, in, out]`.
     u: `[out]`, unit norm (estimate of W's leading left singular vector).
-    update: whether to do the power-iteration step on u (training).
+    update: whether to do the power-iteration step (training).
     eps: normalisation epsilon.
+    v: `[k*k*in]`, the stored right vector (used only without `update`).
 
   Returns:
-    (kernel / sigma, u after the step `[out]`, sigma scalar), computed in at least float32;
+    (kernel / sigma, u `[out]`, v `[k*k*in]`, sigma scalar), computed in at least float32;
     the kernel is returned in its own dtype.
   """
   compute_dtype = jnp.promote_types(kernel.dtype, jnp.float32)
   w = kernel.reshape(-1, kernel.shape[-1]).T.astype(compute_dtype)
   u = jax.lax.stop_gradient(u.astype(compute_dtype))
-  v = jax.lax.stop_gradient(_l2_normalize(w.T @ u, eps))
+  if update or v is None:
+    v = _l2_normalize(w.T @ u, eps)
+  v = jax.lax.stop_gradient(v.astype(compute_dtype))
   if update:
     u = jax.lax.stop_gradient(_l2_normalize(w @ v, eps))
   sigma = u @ (w @ v)
-  return (kernel / sigma).astype(kernel.dtype), u, sigma
+  return (kernel / sigma).astype(kernel.dtype), u, v, sigma
+
+
+def spectral_norm_v_to_flax(v: np.ndarray, weight_shape: tuple) -> np.ndarray:
+  """torch's `weight_v` `[in*kh*kw]` (columns of `weight.reshape(out, -1)`) -> `[kh*kw*in]`
+  (columns of `kernel.reshape(-1, out).T`) for a conv weight `[out, in, kh, kw]`; as is for a
+  linear weight or a v of another size."""
+  if len(weight_shape) != 4 or v.size != np.prod(weight_shape[1:]):
+    return v
+  return v.reshape(weight_shape[1:]).transpose(1, 2, 0).reshape(-1)
 
 
 class SpectralNormConv2d(layers.Conv2d):
   """`layers.Conv2d` whose kernel is divided by its spectral norm (torch `spectral_norm`).
 
-  Parameters are those of `Conv2d` (`kernel` keeps its plain name); the vector u `[features]`
-  is in batch_stats (init: a normalised normal draw from the 'params' rng).
+  Parameters are those of `Conv2d` (`kernel` keeps its plain name); batch_stats holds u
+  `[features]` (init: a normalised normal draw from the 'params' rng) and v `[k*k*in]` (init:
+  normalize(W^T u), where torch draws it at random: a fresh module's eval mode then gives
+  sigma = ||W^T u|| rather than an arbitrary value; training overwrites v before using it).
 
   Attributes:
-    update: do one power iteration and store u (training); False uses the stored u.
+    update: do one power iteration and store u and v (training); False uses the stored u, v.
   """
   update: bool = False
 
   def transform_kernel(self, kernel: jax.Array) -> jax.Array:
     u = self.variable("batch_stats", "u", lambda: _l2_normalize(
         jax.random.normal(self.make_rng("params"), (self.features,), jnp.float32)))
-    kernel, new_u, _ = spectral_normalize(kernel, u.value, self.update)
+    v = self.variable("batch_stats", "v", lambda: spectral_normalize(
+        kernel, u.value, False)[2].astype(jnp.float32))
+    kernel, new_u, new_v, _ = spectral_normalize(kernel, u.value, self.update, v=v.value)
     if self.update and not self.is_initializing():
       u.value = new_u.astype(u.value.dtype)
+      v.value = new_v.astype(v.value.dtype)
     return kernel
 
 

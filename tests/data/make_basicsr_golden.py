@@ -5,17 +5,22 @@ Not run by the tests (torch is not a dependency of jaxsr); documents how the com
 made:
   python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch numpy
   /tmp/torchvenv/bin/pip install --no-deps --no-build-isolation basicsr==1.4.2 realesrgan==0.3.0
-  /tmp/torchvenv/bin/python tests/data/make_basicsr_golden.py
-Made with torch 2.13.0 (CPU), basicsr 1.4.2, realesrgan 0.3.0. The architectures are the
-packages' own arch files (`basicsr/archs/*_arch.py`, `realesrgan/archs/srvgg_arch.py`), imported
+  /tmp/torchvenv/bin/python tests/data/make_basicsr_golden.py [name ...]
+(names: write only those fixtures, each with its own seed as when all are written). Made with
+torch 2.13.0 (CPU), basicsr 1.4.2, realesrgan 0.3.0. The architectures are the packages' own
+arch files (`basicsr/archs/*_arch.py`, `realesrgan/archs/*_arch.py`), imported
 with stand-ins for the rest of the packages (their `__init__` needs cv2, torchvision, ...).
 
 Each `.pth` holds the state dict in one of the layouts BasicSR writes: {'params': sd},
 {'params_ema': sd}, both (then 'params' holds other weights, so the output tells which was
 read), or the bare sd. Every tensor is redrawn from a seeded normal (convs / linears with std
 1/sqrt(fan_in), so activations stay of order 1; BatchNorm running statistics far from 0 / 1;
-PReLU slopes in [0, 0.5]). `<name>.npz` holds `input` uint8 `[B, H, W, C]` (the model input is
-input / 255, NCHW in torch), `output` float32 (`[B, H*s, W*s, C]` NHWC, or `[B, 1]` logits) and
+PReLU slopes in [0, 0.5]). A model with spectral norm (`weight_orig`, `weight_u`, `weight_v`)
+then runs a few training-mode forwards (power iterations on u, v) and its `weight_orig` is
+perturbed as by an optimizer step, so the stored u, v are neither their init nor singular vectors
+of the final weights; its output is the eval-mode one (sigma = u^T W v, stored u and v).
+`<name>.npz` holds `input` uint8 `[B, H, W, C]` (the model input is input / 255, NCHW in torch),
+`output` float32 (`[B, H*s, W*s, C]` NHWC, `[B, H, W, 1]` per-pixel or `[B, 1]` logits) and
 `hparams` (a JSON string of the constructor arguments, BasicSR names).
 """
 
@@ -55,6 +60,9 @@ FIXTURES = {
                       act_type="prelu"), "params", (1, 6)),
     "vgg_discriminator": ("basicsr.archs.discriminator_arch", "VGGStyleDiscriminator",
                           dict(num_in_ch=3, num_feat=1, input_size=128), "params", (2, 128)),
+    "unet_discriminator": ("realesrgan.archs.discriminator_arch", "UNetDiscriminatorSN",
+                           dict(num_in_ch=3, num_feat=4, skip_connection=True), "params",
+                           (2, 32)),
 }
 
 
@@ -93,7 +101,8 @@ def randomize(module: torch.nn.Module, generator: torch.Generator) -> None:
   with torch.no_grad():
     for sub in module.modules():
       if isinstance(sub, (torch.nn.Conv2d, torch.nn.Linear)):
-        normal(sub.weight, sub.weight[0].numel() ** -0.5)
+        weight = getattr(sub, "weight_orig", sub.weight)  # The parameter under spectral norm.
+        normal(weight, weight[0].numel() ** -0.5)
         if sub.bias is not None:
           normal(sub.bias, 0.1)
       elif isinstance(sub, torch.nn.BatchNorm2d):
@@ -106,13 +115,31 @@ def randomize(module: torch.nn.Module, generator: torch.Generator) -> None:
         uniform(sub.weight, 0.0, 0.5)
 
 
+def train_spectral_norm(net: torch.nn.Module, generator: torch.Generator, input_shape,
+                        num_in_ch: int, forwards: int = 3) -> None:
+  """Training-mode forwards on random inputs (each one power iteration on every u, v), then a
+  small perturbation of every `weight_orig` (an optimizer step after the last forward)."""
+  batch, size = input_shape
+  net.train()
+  with torch.no_grad():
+    for _ in range(forwards):
+      net(torch.rand((batch, num_in_ch, size, size), generator=generator))
+    for name, param in net.named_parameters():
+      if name.endswith("weight_orig"):
+        param.add_(0.05 * param.std() * torch.randn(param.shape, generator=generator))
+  net.eval()
+
+
 def make(name, module_name, class_name, kwargs, layout, input_shape, seed):
   cls = getattr(importlib.import_module(module_name), class_name)
+  torch.manual_seed(seed)  # spectral_norm draws its initial u, v from the global generator.
   generator = torch.Generator().manual_seed(seed)
   net = cls(**kwargs).eval()
   randomize(net, generator)
+  if any(key.endswith("weight_u") for key in net.state_dict()):
+    train_spectral_norm(net, generator, input_shape, kwargs["num_in_ch"])
   batch, size = input_shape
-  block = 8 if size > 8 else 1  # 8x8 blocks compress well (the discriminator's 128x128).
+  block = 8 if size >= 64 else 1  # 8x8 blocks compress well (the discriminator's 128x128).
   image = torch.randint(0, 256, (batch, size // block, size // block, kwargs["num_in_ch"]),
                         generator=generator, dtype=torch.uint8)
   image = image.repeat_interleave(block, 1).repeat_interleave(block, 2)
@@ -134,14 +161,18 @@ def make(name, module_name, class_name, kwargs, layout, input_shape, seed):
                       output=out.numpy().astype(np.float32), hparams=json.dumps(kwargs))
 
 
-def main():
+def main(names):
+  unknown = sorted(set(names) - set(FIXTURES))
+  if unknown:
+    sys.exit(f"Unknown fixtures {unknown}; have {sorted(FIXTURES)}")
   _stub_packages()
   os.makedirs(OUT_DIR, exist_ok=True)
   for seed, (name, spec) in enumerate(FIXTURES.items()):
-    make(name, *spec, seed=seed)
+    if not names or name in names:
+      make(name, *spec, seed=seed)
   total = sum(os.path.getsize(os.path.join(OUT_DIR, f)) for f in os.listdir(OUT_DIR))
-  print(f"Wrote {len(FIXTURES)} fixtures, {total / 1024:.0f} KiB, in {OUT_DIR}")
+  print(f"Wrote {len(names or FIXTURES)} fixtures; {total / 1024:.0f} KiB in {OUT_DIR}")
 
 
 if __name__ == "__main__":
-  main()
+  main(sys.argv[1:])

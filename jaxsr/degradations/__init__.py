@@ -1,0 +1,1 @@
+"""Real-ESRGAN's synthetic degradations as pure, batched, jit-compiled JAX functions."""
