@@ -203,3 +203,18 @@ def test_poisson_counts_have_poisson_statistics():
   # One level, so vals = 1: out = clip(counts), counts ~ Poisson(100 / 255).
   assert set(np.unique(out)) <= {0.0, 1.0}
   assert abs(np.mean(out == 0.0) - np.exp(-100 / 255.0)) < 0.02
+
+
+@pytest.mark.parametrize("level,vals", [(1, 4.0), (40, 64.0), (255, 256.0)])
+def test_inverse_cdf_poisson_counts_follow_poisson(level, vals):
+  scipy_stats = pytest.importorskip("scipy.stats")
+  n = 100_000
+  u = jax.random.uniform(jax.random.key(level), (n,))
+  table = noise.poisson_cdf_table(jnp.float32(vals))
+  counts = np.asarray(noise.poisson_from_uniform(jnp.full((n,), level, jnp.int32), u, table))
+  rate = level * vals / 255
+  assert np.all(counts == np.round(counts))
+  for x in np.unique(np.round(rate + np.array([-2, -1, 0, 1, 2]) * np.sqrt(rate))):
+    if x >= 0:
+      p = scipy_stats.poisson.cdf(x, rate)
+      assert abs(np.mean(counts <= x) - p) <= 4 * np.sqrt(p * (1 - p) / n) + 1e-4, x

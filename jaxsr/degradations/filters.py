@@ -10,9 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_HIGHEST = jax.lax.Precision.HIGHEST
-
-
 def reflect_index(index: jnp.ndarray, size: jnp.ndarray) -> jnp.ndarray:
   """Reflect-101 of integer positions into [0, size): -1 -> 1, size -> size - 2, ..."""
   period = jnp.maximum(2 * (size - 1), 1)
@@ -39,7 +36,7 @@ def filter2d(images: jnp.ndarray, kernels: jnp.ndarray, hw: jnp.ndarray = None) 
   Returns:
     [B, H, W, C]; values outside each valid region are meaningless.
   """
-  batch, height, width, channels = images.shape
+  batch, height, width, _ = images.shape
   k = kernels.shape[-1]
   if k % 2 == 0:
     raise ValueError(f"filter2d: kernel size {k} must be odd")
@@ -47,14 +44,18 @@ def filter2d(images: jnp.ndarray, kernels: jnp.ndarray, hw: jnp.ndarray = None) 
   if hw is None:
     hw = jnp.broadcast_to(jnp.array([height, width], jnp.int32), (batch, 2))
   padded = jax.vmap(_reflect_pad, in_axes=(0, 0, None))(images, hw, k // 2)
-  # One depthwise convolution over batch x channels: [1, H + 2p, W + 2p, B * C].
-  lhs = jnp.transpose(padded, (1, 2, 0, 3)).reshape((1, height + k - 1, width + k - 1, -1))
-  rhs = jnp.repeat(kernels, channels, axis=0)  # [B * C, k, k], sample-major like lhs.
-  rhs = jnp.transpose(rhs, (1, 2, 0))[:, :, None, :]  # HWIO, I = 1.
-  out = jax.lax.conv_general_dilated(
-      lhs, rhs, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-      feature_group_count=batch * channels, precision=_HIGHEST)
-  return jnp.transpose(out.reshape((height, width, batch, channels)), (2, 0, 1, 3))
+  weights = kernels[:, :, :, None, None, None]  # [B, k, k, 1, 1, 1]
+
+  # Shifted multiply-adds, one kernel row per loop step: ~10x faster on XLA:CPU than a
+  # convolution with B * C feature groups, and the same arithmetic on every platform.
+  def add_row(i, acc):
+    rows = jax.lax.dynamic_slice_in_dim(padded, i, height, axis=1)
+    row_weights = jax.lax.dynamic_index_in_dim(weights, i, axis=1, keepdims=False)
+    for j in range(k):
+      acc = acc + row_weights[:, j] * rows[:, :, j:j + width]
+    return acc
+
+  return jax.lax.fori_loop(0, k, add_row, jnp.zeros_like(images))
 
 
 def gaussian_kernel_1d(size: int, sigma: float = 0.0) -> np.ndarray:

@@ -9,6 +9,7 @@ own (the marginal distribution of one sample is the same).
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision rgb_to_grayscale.
 NUM_LEVELS = 256
@@ -42,18 +43,30 @@ def gaussian_noise(images: jnp.ndarray, sigma: jnp.ndarray, gray: jnp.ndarray,
   return color_draw * sigma * (1 - gray) + gray_draw * sigma * gray
 
 
-def _draw(keys: jax.Array, sample, shape, dtype=jnp.float32) -> jnp.ndarray:
-  """[B, *shape] draws, sample b from keys[b] (the same whatever the batch or sharding)."""
-  return jax.vmap(lambda k: sample(k, shape, dtype))(keys)
+def uniforms(keys: jax.Array, shape) -> jnp.ndarray:
+  """[B, *shape] float32 U(0, 1) draws (never 0), sample b from keys[b] (the same whatever the
+  batch or its sharding)."""
+  u = jax.vmap(lambda k: jax.random.uniform(k, shape, jnp.float32))(keys)
+  return jnp.maximum(u, jnp.finfo(jnp.float32).tiny)
+
+
+def _normals(u: jnp.ndarray) -> jnp.ndarray:
+  """Standard normals from U(0, 1) draws (inverse CDF, as jax.random.normal computes them)."""
+  return jnp.sqrt(2.0) * jax.scipy.special.erfinv(2.0 * u - 1.0)
+
+
+def _gaussian_from_uniforms(images, u, sigma, gray):
+  channels = images.shape[-1]
+  z = _normals(u)
+  noise = gaussian_noise(images, sigma, gray, z[..., :channels], z[..., channels:])
+  return jnp.clip(images + noise, 0.0, 1.0)
 
 
 def add_gaussian_noise(images: jnp.ndarray, keys: jax.Array, sigma: jnp.ndarray,
                        gray: jnp.ndarray) -> jnp.ndarray:
   """images + Gaussian noise (sample b drawn from keys[b]), clipped to [0, 1]: [B, H, W, C]."""
-  channels = images.shape[-1]
-  draws = _draw(keys, jax.random.normal, images.shape[1:-1] + (channels + 1,), images.dtype)
-  color_draw, gray_draw = draws[..., :channels], draws[..., channels:]
-  return jnp.clip(images + gaussian_noise(images, sigma, gray, color_draw, gray_draw), 0.0, 1.0)
+  u = uniforms(keys, images.shape[1:-1] + (images.shape[-1] + 1,))
+  return _gaussian_from_uniforms(images, u, sigma, gray)
 
 
 def quantize(images: jnp.ndarray) -> jnp.ndarray:
@@ -86,9 +99,65 @@ def poisson_noise(quantized: jnp.ndarray, vals: jnp.ndarray, counts: jnp.ndarray
   return counts / _per_sample(vals, counts) - quantized
 
 
+MAX_COUNT = 416  # Largest Poisson count drawn: P(X > 416) < 1e-20 for rates <= 256.
+_TABLE_WIDTH = 512  # MAX_COUNT + 1 rounded up to a power of two (for the binary search).
+
+
+def poisson_cdf_table(vals: jnp.ndarray) -> jnp.ndarray:
+  """[NUM_LEVELS, 512] CDFs of Poisson(k * vals / 255) for every 8-bit level k (one sample):
+  row k, column x = P(X <= x); columns past MAX_COUNT are 2 (never <= a uniform draw)."""
+  rate = jnp.arange(NUM_LEVELS, dtype=jnp.float32)[:, None] * vals / 255.0
+  x = jnp.arange(_TABLE_WIDTH, dtype=jnp.float32)[None, :]
+  log_pmf = x * jnp.log(jnp.maximum(rate, 1e-30)) - rate - jax.lax.lgamma(x + 1.0)
+  pmf = jnp.where(rate > 0, jnp.exp(log_pmf), (x == 0).astype(jnp.float32))
+  pmf = jnp.where(x <= MAX_COUNT, pmf, 0.0)
+  cdf = jnp.cumsum(pmf, axis=1)
+  cdf = cdf / cdf[:, MAX_COUNT:MAX_COUNT + 1]
+  return jnp.where(x <= MAX_COUNT, cdf, 2.0)
+
+
+def poisson_from_uniform(levels: jnp.ndarray, u: jnp.ndarray, table: jnp.ndarray) -> jnp.ndarray:
+  """Inverse-CDF Poisson draws: the count x with F(x - 1) <= u < F(x) (binary search).
+
+  levels: int32 [...] 8-bit levels k (rate k * vals / 255); u: [...] U[0, 1) draws; table: one
+  sample's `poisson_cdf_table`. Returns float32 counts [...].
+  """
+  flat = table.reshape(-1)
+  row = levels * _TABLE_WIDTH
+  count = jnp.zeros(levels.shape, jnp.int32)
+  step = _TABLE_WIDTH // 2
+  while step:
+    below = flat[row + count + step - 1] <= u
+    count = jnp.where(below, count + step, count)
+    step //= 2
+  return count.astype(jnp.float32)
+
+
+def _poisson_from_uniforms(images, u, scale, gray, mask):
+  channels = images.shape[-1]
+  color = quantize(images)
+  gray_level = quantize(to_gray(images))
+  color_vals, gray_vals = poisson_vals(color, mask), poisson_vals(gray_level, mask)
+
+  def counts(level_image, vals, draws):
+    levels = jnp.round(level_image * 255.0).astype(jnp.int32)
+    return jax.vmap(poisson_from_uniform)(levels, draws, jax.vmap(poisson_cdf_table)(vals))
+
+  noise = poisson_noise(color, color_vals, counts(color, color_vals, u[..., :channels]))
+  gray_noise = poisson_noise(gray_level, gray_vals,
+                             counts(gray_level, gray_vals, u[..., channels:]))
+  gray = _per_sample(gray, images)
+  noise = noise * (1 - gray) + gray_noise * gray
+  return jnp.clip(images + noise * _per_sample(scale, images), 0.0, 1.0)
+
+
 def add_poisson_noise(images: jnp.ndarray, keys: jax.Array, scale: jnp.ndarray,
                       gray: jnp.ndarray, mask: jnp.ndarray = None) -> jnp.ndarray:
   """images + scale * Poisson noise (BasicSR `add_poisson_noise_pt`, clip, no rounding).
+
+  The counts are drawn by inverting each level's Poisson CDF at one uniform per pixel: exact in
+  distribution (to float32 rounding of the CDF), one random-bit program and no rejection loops
+  (`jax.random.poisson` loops until every pixel is accepted: ~50 passes over the image on a CPU).
 
   Args:
     images: [B, H, W, 3] in [0, 1].
@@ -99,16 +168,21 @@ def add_poisson_noise(images: jnp.ndarray, keys: jax.Array, scale: jnp.ndarray,
   Returns:
     [B, H, W, 3] in [0, 1].
   """
-  color = quantize(images)
-  gray_level = quantize(to_gray(images))
-  color_vals, gray_vals = poisson_vals(color, mask), poisson_vals(gray_level, mask)
-  # One Poisson draw for both parts (each Poisson program takes seconds to compile on CPU).
-  rates = jnp.concatenate([color * _per_sample(color_vals, color),
-                           gray_level * _per_sample(gray_vals, gray_level)], axis=-1)
-  counts = jax.vmap(lambda k, lam: jax.random.poisson(k, lam))(keys, rates).astype(rates.dtype)
-  channels = images.shape[-1]
-  noise = poisson_noise(color, color_vals, counts[..., :channels])
-  gray_noise = poisson_noise(gray_level, gray_vals, counts[..., channels:])
-  gray = _per_sample(gray, images)
-  noise = noise * (1 - gray) + gray_noise * gray
-  return jnp.clip(images + noise * _per_sample(scale, images), 0.0, 1.0)
+  u = uniforms(keys, images.shape[1:-1] + (images.shape[-1] + 1,))
+  return _poisson_from_uniforms(images, u, scale, gray, mask)
+
+
+def add_noise(images: jnp.ndarray, keys: jax.Array, gaussian: jnp.ndarray, sigma: jnp.ndarray,
+              poisson_scale: jnp.ndarray, gray: jnp.ndarray, mask: jnp.ndarray = None
+              ) -> jnp.ndarray:
+  """Per sample, Gaussian noise (`gaussian[b]`, sigma) or Poisson noise (poisson_scale), colour
+  or gray: what `add_gaussian_noise` / `add_poisson_noise` give, from one set of uniforms (a
+  sample uses only one of the two, so they can share its draws: half the random bits).
+
+  images: [B, H, W, 3] in [0, 1]; keys, gaussian (bool), sigma, poisson_scale, gray: [B];
+  mask: as for `add_poisson_noise`. Returns [B, H, W, 3] in [0, 1].
+  """
+  u = uniforms(keys, images.shape[1:-1] + (images.shape[-1] + 1,))
+  by_gaussian = _gaussian_from_uniforms(images, u, sigma, gray)
+  by_poisson = _poisson_from_uniforms(images, u, poisson_scale, gray, mask)
+  return jnp.where(_per_sample(gaussian, images) > 0, by_gaussian, by_poisson)

@@ -169,13 +169,9 @@ def noise_stage(name: str, d: ml_collections.ConfigDict, suffix: str = "") -> St
     }
 
   def apply(params, canvas):
-    keys = jax.vmap(jax.random.split)(params["key"])
-    gaussian = noise.add_gaussian_noise(canvas.pixels, keys[:, 0], params["sigma"],
-                                        params["gray"])
-    poisson = noise.add_poisson_noise(canvas.pixels, keys[:, 1], params["poisson_scale"],
-                                      params["gray"], _valid_mask(canvas))
-    return canvas._replace(
-        pixels=jnp.where(params["gaussian"][:, None, None, None], gaussian, poisson))
+    return canvas._replace(pixels=noise.add_noise(
+        canvas.pixels, params["key"], params["gaussian"], params["sigma"],
+        params["poisson_scale"], params["gray"], _valid_mask(canvas)))
 
   return Stage(name, sample, apply)
 
