@@ -171,34 +171,62 @@ def test_degradations_are_more_than_a_downscale(degraded):
   assert np.abs(lr - mean).mean() > 0.01
 
 
+def pair_config():
+  """A real-world config whose pairs (degradations, crop, pool of two batches) are cheap."""
+  config = config_base.realworld_config()
+  config.scale, config.batch_size = SCALE, 6
+  config.data.crop_pad_size, config.data.gt_size = CROP, 32
+  config.degradation.queue_size = 12
+  return config
+
+
+def run_pairs(in_shardings=None, out_shardings=None):
+  """LR and HR of 3 steps of `pairs.make_pair_fn(pair_config())` (fill, fill, exchange),
+  flattened into one array."""
+  from jaxsr.degradations import pairs  # pylint: disable=g-import-not-at-top
+  config = pair_config()
+  make = pairs.make_pair_fn(config)
+  fn = jax.jit(make) if in_shardings is None else jax.jit(
+      make, in_shardings=in_shardings, out_shardings=out_shardings)
+  pool = pairs.init_pool(12, 32, SCALE)
+  hr = np.round(np.asarray(_images(6, CROP)) * 255).astype(np.uint8)
+  out = []
+  for step in range(3):
+    pool, batch = fn(pool, hr, jnp.int32(step))
+    out += [np.asarray(batch["lr"]).ravel(), np.asarray(batch["hr"]).ravel()]
+  return np.concatenate(out)
+
+
 TWO_DEVICE_SCRIPT = """
 import sys
 sys.path.insert(0, {repo!r})
 import jax, jax.numpy as jnp, numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxsr import sharding
 from jaxsr.degradations import config as degradation_config, pipeline
-from tests.test_degradation_pipeline import _keys, _images, CROP, SCALE
+from tests.test_degradation_pipeline import _keys, _images, run_pairs, CROP, SCALE
 assert jax.device_count() == 2
 mesh = sharding.create_mesh()
+split, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
 degrader = pipeline.make_degrader(degradation_config.default_config(), CROP, SCALE)
 fn = jax.jit(lambda keys, hr: degrader.apply(degrader.sample(keys), hr),
-             in_shardings=(sharding.batch_sharding(mesh),) * 2,
-             out_shardings=sharding.batch_sharding(mesh))
+             in_shardings=(split, split), out_shardings=split)
 lr = fn(_keys(6), _images(6, CROP))
 assert len(lr.sharding.device_set) == 2
 np.save({out!r}, np.asarray(lr))
+np.save({pairs_out!r}, run_pairs((rep, split, rep), (rep, split)))
 """
 
 
-def test_same_batch_on_two_devices(degraded, tmp_path):
+def test_same_batch_and_pairs_on_two_devices(degraded, tmp_path):
   _, _, lr = degraded
-  out = str(tmp_path / "lr.npy")
+  out, pairs_out = str(tmp_path / "lr.npy"), str(tmp_path / "pairs.npy")
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
              JAX_PLATFORMS="cpu")
-  subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT.format(repo=REPO, out=out)],
-                 check=True, env=env, cwd=REPO, timeout=600)
+  subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT.format(
+      repo=REPO, out=out, pairs_out=pairs_out)], check=True, env=env, cwd=REPO, timeout=900)
   np.testing.assert_allclose(np.load(out), lr, atol=1e-6)
+  # Degradations, per-sample crops and the pool (filled, then exchanging) agree too.
+  np.testing.assert_allclose(np.load(pairs_out), run_pairs(), atol=1e-6)
 
 
 def test_realworld_config_validation_names_every_bad_value():
