@@ -28,7 +28,7 @@ from jaxsr.degradations import pairs
 
 flags.DEFINE_string("config", "configs/realesrnet_x4plus.py", "A real-world config file.")
 flags.DEFINE_integer("batch", 12, "Global batch.")
-flags.DEFINE_integer("warmup", 1, "Untimed steps.")
+flags.DEFINE_integer("warmup", 1, "Untimed calls of each part (>= 1: the first compiles).")
 flags.DEFINE_integer("steps", 3, "Timed steps.")
 FLAGS = flags.FLAGS
 
@@ -52,6 +52,8 @@ def _median_seconds(fn, warmup: int, steps: int) -> float:
 
 
 def main(_):
+  if FLAGS.warmup < 1:
+    raise app.UsageError("--warmup must be >= 1 (the first call of each part compiles it)")
   config = _load(FLAGS.config)
   config.batch_size = FLAGS.batch
   config.degradation.queue_size = 15 * FLAGS.batch  # Real-ESRGAN: 180 pairs for batch 12.
