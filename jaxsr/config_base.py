@@ -227,11 +227,7 @@ def validate(config: ml_collections.ConfigDict,
 
 
 def _realworld_errors(config: ml_collections.ConfigDict) -> list:
-  errors = []
-  try:
-    degradation_config.validate(config.degradation, batch_size=config.batch_size)
-  except ValueError as e:
-    errors += str(e).splitlines()[1:]
+  errors = degradation_config.errors(config.degradation, batch_size=config.batch_size)
   crop = config.data.crop_pad_size
   if crop % max(config.scale, 1):
     errors.append(f"data.crop_pad_size={crop} is not a multiple of scale={config.scale}")
@@ -243,7 +239,7 @@ def _realworld_errors(config: ml_collections.ConfigDict) -> list:
   if config.data.multiscale_shortest_edge < 0:
     errors.append(f"data.multiscale_shortest_edge={config.data.multiscale_shortest_edge} must be "
                   ">= 0")
-  return [e.strip() for e in errors]
+  return errors
 
 
 def _gan_errors(config: ml_collections.ConfigDict) -> list:

@@ -44,7 +44,7 @@ from jaxsr.degradations import config as degradation_config  # noqa: E402
 from jaxsr.degradations import pipeline  # noqa: E402
 from jaxsr.degradations import resize  # noqa: E402
 
-# pylint: disable=protected-access  # input_pipeline's crop keys/offsets, sources' file check.
+# pylint: disable=protected-access  # input_pipeline's example keys, sources' file check.
 
 BATCH = 4  # Samples degraded at once (one compiled shape; the last batch is padded).
 MAX_ROW = 256  # Contact-sheet rows are downscaled to this height when P is larger.
@@ -85,8 +85,7 @@ def crop_hr(image: np.ndarray, size: int, seed: int, index: int) -> Tuple[np.nda
   (bottom/right) padded image, i.e. in the image itself.
   """
   key = input_pipeline._example_keys(tf.constant(index, tf.int64), seed, 1)[0]
-  padded = tf.maximum(tf.shape(image)[:2], size)  # As crop_or_pad pads: for the offset only.
-  offset = [int(o) for o in input_pipeline._random_offsets(padded, size, key)]
+  offset = [int(o) for o in realworld_input.crop_offsets(tf.shape(image), size, key)]
   return realworld_input.crop_or_pad(tf.constant(image), size, key).numpy(), offset
 
 

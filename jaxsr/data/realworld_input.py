@@ -115,11 +115,17 @@ def crop_or_pad(image: tf.Tensor, size: int, key: tf.Tensor) -> tf.Tensor:
   image is never built: the window's rows and columns are gathered from `image`.
   """
   shape = tf.shape(image)
-  padded = tf.concat([tf.maximum(shape[:2], size), shape[2:]], 0)
-  top, left = pipeline._random_offsets(padded, size, key)
+  top, left = crop_offsets(shape, size, key)
   rows = _reflect_101(top + tf.range(size), shape[0])
   cols = _reflect_101(left + tf.range(size), shape[1])
   return tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
+
+
+def crop_offsets(shape: tf.Tensor, size: int, key: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+  """(top, left) of `crop_or_pad`'s window for an image of `shape` [H, W, C]: uniform in the
+  image padded (bottom/right) to at least `size` x `size`."""
+  padded = tf.concat([tf.maximum(shape[:2], size), shape[2:]], 0)
+  return pipeline._random_offsets(padded, size, key)
 
 
 def _reflect_101(indices: tf.Tensor, length: tf.Tensor) -> tf.Tensor:

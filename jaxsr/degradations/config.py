@@ -3,7 +3,7 @@
 Defaults are Real-ESRGAN's `options/train_realesrgan_x4plus.yml` (`realesrgan` 0.3.0) and its
 `RealESRGANDataset` (kernel sizes 7..21, kernel padded to 21). Field names follow that file, so a
 Real-ESRGAN user finds each option under the name they know; `...2` is the second degradation.
-`validate` names every bad value before anything is compiled.
+`errors` names every bad value (`config_base.validate` reports them before anything compiles).
 """
 
 import math
@@ -103,51 +103,50 @@ def _distribution_errors(d: ml_collections.ConfigDict, name: str, size: int) -> 
   return []
 
 
-def validate(d: ml_collections.ConfigDict, batch_size: int = 0) -> None:
-  """Raises ValueError naming every bad value of the degradation config `d` (unknown keys are
-  found by `config_base.validate`).
+def errors(d: ml_collections.ConfigDict, batch_size: int = 0) -> List[str]:
+  """One message per bad value of the degradation config `d` (unknown keys are found by
+  `config_base.validate`).
 
   batch_size: the run's global batch (when given), which queue_size must be a multiple of.
   """
-  errors = []
+  found = []
   if d.order not in ORDERS:
-    errors.append(f"degradation.order='{d.order}' is not one of {ORDERS}")
+    found.append(f"degradation.order='{d.order}' is not one of {ORDERS}")
   sizes = tuple(d.kernel_sizes)
   if not sizes or any(int(k) % 2 == 0 or not 3 <= int(k) <= MAX_KERNEL_SIZE for k in sizes):
-    errors.append(f"degradation.kernel_sizes={sizes} must be odd sizes in [3, "
+    found.append(f"degradation.kernel_sizes={sizes} must be odd sizes in [3, "
                   f"{MAX_KERNEL_SIZE}]")
   for suffix in ("", "2"):
     kernels = tuple(d["kernel_list" + suffix])
     bad = [k for k in kernels if k not in KERNEL_TYPES]
     if bad or not kernels:
-      errors.append(f"degradation.kernel_list{suffix}={kernels}: unknown {bad}; kernel types are "
+      found.append(f"degradation.kernel_list{suffix}={kernels}: unknown {bad}; kernel types are "
                     f"{KERNEL_TYPES}")
-    errors += _distribution_errors(d, "kernel_prob" + suffix, len(kernels))
-    errors += _prob_errors(d, "sinc_prob" + suffix)
-    errors += _range_errors(d, "blur_sigma" + suffix, 1e-3, 100.0)
-    errors += _range_errors(d, "betag_range" + suffix, 1e-2, 100.0, around_one=True)
-    errors += _range_errors(d, "betap_range" + suffix, 1e-2, 100.0, around_one=True)
-    errors += _distribution_errors(d, "resize_prob" + suffix, 3)
-    errors += _range_errors(d, "resize_range" + suffix, 1e-2, 4.0, around_one=True)
-    errors += _prob_errors(d, "gaussian_noise_prob" + suffix)
-    errors += _prob_errors(d, "gray_noise_prob" + suffix)
-    errors += _range_errors(d, "noise_range" + suffix, 0.0, 255.0)
-    errors += _range_errors(d, "poisson_scale_range" + suffix, 0.0, 100.0)
-    errors += _range_errors(d, "jpeg_range" + suffix, 1.0, 100.0)
+    found += _distribution_errors(d, "kernel_prob" + suffix, len(kernels))
+    found += _prob_errors(d, "sinc_prob" + suffix)
+    found += _range_errors(d, "blur_sigma" + suffix, 1e-3, 100.0)
+    found += _range_errors(d, "betag_range" + suffix, 1e-2, 100.0, around_one=True)
+    found += _range_errors(d, "betap_range" + suffix, 1e-2, 100.0, around_one=True)
+    found += _distribution_errors(d, "resize_prob" + suffix, 3)
+    found += _range_errors(d, "resize_range" + suffix, 1e-2, 4.0, around_one=True)
+    found += _prob_errors(d, "gaussian_noise_prob" + suffix)
+    found += _prob_errors(d, "gray_noise_prob" + suffix)
+    found += _range_errors(d, "noise_range" + suffix, 0.0, 255.0)
+    found += _range_errors(d, "poisson_scale_range" + suffix, 0.0, 100.0)
+    found += _range_errors(d, "jpeg_range" + suffix, 1.0, 100.0)
   modes = tuple(d.resize_modes)
   if not modes or any(m not in RESIZE_MODES for m in modes):
-    errors.append(f"degradation.resize_modes={modes} must be a non-empty subset of "
+    found.append(f"degradation.resize_modes={modes} must be a non-empty subset of "
                   f"{RESIZE_MODES}")
   for name in ("final_sinc_prob", "second_blur_prob"):
-    errors += _prob_errors(d, name)
+    found += _prob_errors(d, name)
   if not 0.0 <= d.usm_weight <= 10.0:
-    errors.append(f"degradation.usm_weight={d.usm_weight} must be in [0, 10]")
+    found.append(f"degradation.usm_weight={d.usm_weight} must be in [0, 10]")
   if not 8 <= d.usm_radius <= 200:  # OpenCV's small fixed kernels (size <= 7) are not made.
-    errors.append(f"degradation.usm_radius={d.usm_radius} must be in [8, 200]")
+    found.append(f"degradation.usm_radius={d.usm_radius} must be in [8, 200]")
   if d.queue_size < 0:
-    errors.append(f"degradation.queue_size={d.queue_size} must be >= 0 (0: no pool)")
+    found.append(f"degradation.queue_size={d.queue_size} must be >= 0 (0: no pool)")
   elif batch_size and d.queue_size % batch_size:
-    errors.append(f"degradation.queue_size={d.queue_size} is not a multiple of batch_size="
+    found.append(f"degradation.queue_size={d.queue_size} is not a multiple of batch_size="
                   f"{batch_size} (Real-ESRGAN's pool takes whole batches)")
-  if errors:
-    raise ValueError("Invalid degradation config:\n  " + "\n  ".join(errors))
+  return found

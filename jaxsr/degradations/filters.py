@@ -10,6 +10,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+def valid_mask(hw: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
+  """[B, height, width, 1] bool: True inside each image's valid region (hw int32 [B, 2])."""
+  rows = jnp.arange(height)[None, :, None] < hw[:, 0, None, None]
+  cols = jnp.arange(width)[None, None, :] < hw[:, 1, None, None]
+  return (rows & cols)[..., None]
+
+
 def reflect_index(index: jnp.ndarray, size: jnp.ndarray) -> jnp.ndarray:
   """Reflect-101 of integer positions into [0, size): -1 -> 1, size -> size - 2, ..."""
   period = jnp.maximum(2 * (size - 1), 1)

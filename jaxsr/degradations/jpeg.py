@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsr.degradations import filters
+
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 # The standard luminance / chrominance tables (ITU T.81 Annex K), row = vertical frequency.
@@ -90,9 +92,7 @@ def jpeg(images: jnp.ndarray, quality: jnp.ndarray, hw: jnp.ndarray = None) -> j
   """
   batch, height, width, _ = images.shape
   if hw is not None:
-    rows = jnp.arange(height)[None, :, None, None] < hw[:, 0, None, None, None]
-    cols = jnp.arange(width)[None, None, :, None] < hw[:, 1, None, None, None]
-    images = jnp.where(rows & cols, images, 0.0)
+    images = jnp.where(filters.valid_mask(hw, height, width), images, 0.0)
   pad_h, pad_w = -height % 16, -width % 16
   x = jnp.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
   ycc = jnp.einsum("bhwc,dc->bhwd", x * 255.0, jnp.asarray(_RGB_TO_YCC),

@@ -62,13 +62,6 @@ def _gaussian_from_uniforms(images, u, sigma, gray):
   return jnp.clip(images + noise, 0.0, 1.0)
 
 
-def add_gaussian_noise(images: jnp.ndarray, keys: jax.Array, sigma: jnp.ndarray,
-                       gray: jnp.ndarray) -> jnp.ndarray:
-  """images + Gaussian noise (sample b drawn from keys[b]), clipped to [0, 1]: [B, H, W, C]."""
-  u = uniforms(keys, images.shape[1:-1] + (images.shape[-1] + 1,))
-  return _gaussian_from_uniforms(images, u, sigma, gray)
-
-
 def quantize(images: jnp.ndarray) -> jnp.ndarray:
   """Round to 8-bit levels k / 255 and clip to [0, 1]."""
   return jnp.clip(jnp.round(images * 255.0), 0.0, 255.0) / 255.0
@@ -176,8 +169,8 @@ def add_noise(images: jnp.ndarray, keys: jax.Array, gaussian: jnp.ndarray, sigma
               poisson_scale: jnp.ndarray, gray: jnp.ndarray, mask: jnp.ndarray = None
               ) -> jnp.ndarray:
   """Per sample, Gaussian noise (`gaussian[b]`, sigma) or Poisson noise (poisson_scale), colour
-  or gray: what `add_gaussian_noise` / `add_poisson_noise` give, from one set of uniforms (a
-  sample uses only one of the two, so they can share its draws: half the random bits).
+  or gray: `gaussian_noise` / `add_poisson_noise` from one set of uniforms (a sample uses only
+  one of the two, so they can share its draws: half the random bits).
 
   images: [B, H, W, 3] in [0, 1]; keys, gaussian (bool), sigma, poisson_scale, gray: [B];
   mask: as for `add_poisson_noise`. Returns [B, H, W, 3] in [0, 1].

@@ -65,9 +65,7 @@ def _ceil16(n: float) -> int:
 def _valid_mask(canvas: Canvas) -> jnp.ndarray:
   """[B, H, W, 1] float32, 1 inside each valid region."""
   _, height, width, _ = canvas.pixels.shape
-  rows = jnp.arange(height)[None, :, None] < canvas.hw[:, 0, None, None]
-  cols = jnp.arange(width)[None, None, :] < canvas.hw[:, 1, None, None]
-  return (rows & cols)[..., None].astype(jnp.float32)
+  return filters.valid_mask(canvas.hw, height, width).astype(jnp.float32)
 
 
 # --- Stages ------------------------------------------------------------------------------------
@@ -112,13 +110,10 @@ def _sample_resize(key, resize_prob, resize_range, modes) -> Params:
 def _resize_canvas(canvas: Canvas, out_hw: jnp.ndarray, mode: jnp.ndarray, out_canvas,
                    scale_factor=None) -> Canvas:
   """Resizes each image to its out_hw [B, 2] on an `out_canvas` (H, W) canvas."""
-  resize_one = lambda img, hw_in, hw_out, m, sf: resize_lib.resize(
-      img, hw_in, hw_out, m, out_canvas, sf)
-  if scale_factor is None:
-    pixels = jax.vmap(lambda i, a, b, m: resize_one(i, a, b, m, None))(
-        canvas.pixels, canvas.hw, out_hw, mode)
-  else:
-    pixels = jax.vmap(resize_one)(canvas.pixels, canvas.hw, out_hw, mode, scale_factor)
+  # scale_factor [B] or None (an empty pytree: vmap passes it through).
+  pixels = jax.vmap(lambda img, hw_in, hw_out, m, sf: resize_lib.resize(
+      img, hw_in, hw_out, m, out_canvas, sf))(canvas.pixels, canvas.hw, out_hw, mode,
+                                               scale_factor)
   return Canvas(pixels, out_hw)
 
 
