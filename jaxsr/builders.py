@@ -46,14 +46,16 @@ def make_apply_fn(model: nn.Module) -> Callable:
 
 
 def make_train_apply_fn(module: nn.Module) -> Callable:
-  """Training mode: `(params, model_state, x) -> (y, new_model_state)`. Collections in
-  `model_state` (BatchNorm statistics, spectral-norm vectors) are updated; {} stays {}."""
+  """Training mode: `(params, model_state, x, rng=None) -> (y, new_model_state)`. Collections in
+  `model_state` (BatchNorm statistics, spectral-norm vectors) are updated; {} stays {}. `rng`
+  is the 'dropout' key (SwinIR's stochastic depth); models without randomness ignore it."""
 
-  def apply(params, model_state, x):
+  def apply(params, model_state, x, rng=None):
     variables = {"params": params, **model_state}
+    rngs = {} if rng is None else {"dropout": rng}
     if not model_state:
-      return module.apply(variables, x, train=True), model_state
-    return module.apply(variables, x, train=True, mutable=list(model_state))
+      return module.apply(variables, x, train=True, rngs=rngs), model_state
+    return module.apply(variables, x, train=True, mutable=list(model_state), rngs=rngs)
 
   return apply
 

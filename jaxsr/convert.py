@@ -34,7 +34,6 @@ torch's sigma = u^T W v. Training can also start from such files directly:
 
 import math
 import os
-import re
 from typing import Any, Dict, Optional, Tuple
 
 from absl import app
@@ -48,17 +47,15 @@ import numpy as np
 
 from jaxsr import checkpointing
 from jaxsr import config_base
+from jaxsr.basicsr_hparams import ARCHS, DISCRIMINATOR_ARCHS, infer_hparams
 from jaxsr import models
 from jaxsr import state as state_lib
 from jaxsr import torch_io
 from jaxsr.models import discriminators
 from jaxsr.models import layers
 from jaxsr.models import srvgg
+from jaxsr.models import swinir
 
-# --arch -> jaxsr registry name (generators in models.MODELS, discriminators in DISCRIMINATORS).
-GENERATOR_ARCHS = ("msrresnet", "edsr", "rrdbnet", "srvgg")
-DISCRIMINATOR_ARCHS = {"vgg_discriminator": "vgg_style", "unet_discriminator": "unet_sn"}
-ARCHS = GENERATOR_ARCHS + tuple(DISCRIMINATOR_ARCHS)
 BASICSR_PREFIX = "basicsr:"  # init_from=basicsr:<file.pth>
 
 StateDict = Dict[str, np.ndarray]
@@ -72,144 +69,34 @@ _SPECTRAL_NORM = {"weight_orig": ("params", "kernel"), "weight_u": ("batch_stats
 
 
 # ---------------------------------------------------------------------------------------------
-# Hyper-parameters from shapes.
-
-
-class _Reader:
-  """Shapes of a state dict for `arch`, with errors that name the arch and the missing key."""
-
-  def __init__(self, arch: str, state_dict: StateDict):
-    self.arch, self.state_dict = arch, state_dict
-
-  def shape(self, key: str) -> tuple:
-    if key not in self.state_dict:
-      keys = sorted(self.state_dict)
-      raise ValueError(f"Not a BasicSR {self.arch} state dict: no '{key}' (it has "
-                       f"{len(keys)} keys: {keys[:6]}{' ...' if len(keys) > 6 else ''})")
-    return self.state_dict[key].shape
-
-  def indices(self, pattern: str) -> list:
-    """Sorted integers i of the keys matching `pattern` (a regex with one `(\\d+)` group)."""
-    regex = re.compile(pattern)
-    return sorted({int(m.group(1)) for k in self.state_dict if (m := regex.fullmatch(k))})
-
-  def count(self, pattern: str) -> int:
-    """Number of blocks `pattern` matches; ValueError unless they are numbered 0..n-1."""
-    found = self.indices(pattern)
-    if found != list(range(len(found))):
-      raise ValueError(f"Not a BasicSR {self.arch} state dict: blocks {pattern} are numbered "
-                       f"{found}")
-    return len(found)
-
-  def ratio_root(self, channels: int, per: int, what: str) -> int:
-    """The integer r with channels == per * r * r (ValueError naming `what` otherwise)."""
-    root = math.isqrt(channels // per) if per and channels % per == 0 else 0
-    if root < 1 or per * root * root != channels:
-      raise ValueError(f"{self.arch}: cannot read the scale from {what} ({channels} channels "
-                       f"for {per} per unit); pass it (--scale)")
-    return root
-
-
-def infer_hparams(arch: str, state_dict: StateDict, **overrides) -> Dict[str, Any]:
-  """Model (or discriminator) keyword arguments of a BasicSR state dict, read off its shapes.
-
-  msrresnet: num_in_ch, num_out_ch, num_feat, num_block; scale 4 with upconv2, else from
-  upconv1's channels. edsr: the same, scale from the upsample convs; res_scale cannot be read
-  (default 1). rrdbnet: num_feat, num_grow_ch, num_block, num_out_ch; scale from conv_first's
-  input channels (pixel-unshuffled by 4 // scale), assuming num_in_ch == num_out_ch unless scale
-  or num_in_ch is given. srvgg: num_feat, num_conv, num_in_ch; scale from the last conv's
-  channels (num_out_ch * scale^2, num_out_ch = num_in_ch unless given); act_type 'prelu' when
-  PReLU weights are there, else 'relu' unless given ('relu' and 'leakyrelu' hold no weights).
-  vgg_discriminator: num_in_ch, num_feat; input_size 256 with conv5_0, else 128.
-  unet_discriminator: num_in_ch, num_feat; skip_connection (no weights tell) True unless given.
-
-  Args:
-    arch: one of `ARCHS`.
-    state_dict: flat BasicSR state dict (name -> array, PyTorch layouts).
-    **overrides: model fields that win over (and guide) what is read, e.g. scale=2,
-      act_type='leakyrelu', res_scale=0.1.
-
-  Returns:
-    kwargs for `models.create_model(arch, **kwargs)` (generators, with 'scale') or
-    `models.create_discriminator(DISCRIMINATOR_ARCHS[arch], **kwargs)`.
-
-  Raises:
-    ValueError: unknown arch, or the state dict lacks a key the arch has (names the key).
-  """
-  if arch not in ARCHS:
-    raise ValueError(f"Unknown BasicSR arch {arch!r}; supported: {list(ARCHS)}")
-  read = _Reader(arch, state_dict)
-  scale = overrides.get("scale")
-  if arch == "vgg_discriminator":
-    num_feat, num_in_ch = read.shape("conv0_0.weight")[:2]
-    hparams = dict(num_in_ch=num_in_ch, num_feat=num_feat,
-                   input_size=256 if "conv5_0.weight" in state_dict else 128)
-  elif arch == "unet_discriminator":
-    num_feat, num_in_ch = read.shape("conv0.weight")[:2]
-    read.shape("conv1.weight_orig")  # Spectral-normalised (a plain U-Net is not this arch).
-    hparams = dict(num_in_ch=num_in_ch, num_feat=num_feat, skip_connection=True)
-  elif arch in ("msrresnet", "edsr"):
-    num_feat, num_in_ch = read.shape("conv_first.weight")[:2]
-    if arch == "msrresnet":
-      up = read.shape("upconv1.weight")[0]
-      scale = scale or (4 if "upconv2.weight" in state_dict
-                        else read.ratio_root(up, num_feat, "upconv1"))
-    else:  # BasicSR `Upsample`: convs at Sequential indices 0, 2, ... (x2 each) or 0 (x3).
-      up = read.shape("upsample.0.weight")[0]
-      scale = scale or (3 if up == 9 * num_feat
-                        else 2**len(read.indices(r"upsample\.(\d+)\.weight")))
-    hparams = dict(scale=scale, num_in_ch=num_in_ch,
-                   num_out_ch=read.shape("conv_last.weight")[0], num_feat=num_feat,
-                   num_block=read.count(r"body\.(\d+)\.conv1\.weight"))
-    if arch == "edsr" and "res_scale" not in overrides:
-      logging.info("edsr: res_scale cannot be read from the weights; using 1 (pass "
-                   "--res_scale=0.1 for the full EDSR)")
-      hparams["res_scale"] = 1.0
-  elif arch == "rrdbnet":
-    num_feat, in_channels = read.shape("conv_first.weight")[:2]
-    num_out_ch = read.shape("conv_last.weight")[0]
-    if scale:
-      num_in_ch = in_channels // (4 // scale)**2
-    else:
-      num_in_ch = overrides.get("num_in_ch", num_out_ch)
-      unshuffle = read.ratio_root(in_channels, num_in_ch, "conv_first's input")
-      if unshuffle not in (1, 2, 4):
-        raise ValueError(f"rrdbnet: conv_first takes {in_channels} channels, not "
-                         f"{num_in_ch} x 1, 4 or 16; pass --scale")
-      scale = 4 // unshuffle
-    hparams = dict(scale=scale, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat,
-                   num_block=read.count(r"body\.(\d+)\.rdb1\.conv1\.weight"),
-                   num_grow_ch=read.shape("body.0.rdb1.conv1.weight")[0])
-  else:  # srvgg
-    num_feat, num_in_ch = read.shape("body.0.weight")[:2]
-    convs = [i for i in read.indices(r"body\.(\d+)\.weight")
-             if state_dict[f"body.{i}.weight"].ndim == 4]  # PReLU weights are 1-D.
-    last = read.shape(f"body.{convs[-1]}.weight")[0]
-    if scale:
-      num_out_ch = last // scale**2
-    else:
-      num_out_ch = overrides.get("num_out_ch", num_in_ch)
-      scale = read.ratio_root(last, num_out_ch, "the last conv")
-    act_type = "prelu" if "body.1.weight" in state_dict else "relu"
-    if act_type == "relu" and "act_type" not in overrides:
-      logging.info("srvgg: no PReLU weights; using act_type='relu' (pass --act_type=leakyrelu "
-                   "if the model was trained with LeakyReLU)")
-    hparams = dict(scale=scale, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat,
-                   num_conv=len(convs) - 2, act_type=act_type)
-  hparams.update(overrides)
-  return hparams
-
-
-# ---------------------------------------------------------------------------------------------
 # Weights.
 
 
-def _flax_layout(value: np.ndarray) -> np.ndarray:
-  """Conv `[out, in, kh, kw]` -> `[kh, kw, in, out]`; linear `[out, in]` -> `[in, out]`; else
-  as is."""
+def _flax_layout(leaf: str, value: np.ndarray) -> np.ndarray:
+  """A `weight`: conv `[out, in, kh, kw]` -> `[kh, kw, in, out]`, linear `[out, in]` ->
+  `[in, out]`; 1-D weights and other leaves (biases, SwinIR's position tables) as they are."""
+  if leaf != "weight":
+    return value
   if value.ndim == 4:
     return layers.torch_conv_weight_to_flax(value)
   return value.T if value.ndim == 2 else value
+
+
+def _drop_swinir_buffers(state_dict: StateDict) -> StateDict:
+  """SwinIR's state dict without its buffers: `relative_position_index` (checked against
+  `swinir.relative_position_index`, which jaxsr computes) and `attn_mask` (recomputed for each
+  input size)."""
+  kept = {}
+  for key, value in state_dict.items():
+    leaf = key.rpartition(".")[2]
+    if leaf == "relative_position_index":
+      window = math.isqrt(value.shape[0])
+      if not np.array_equal(value, swinir.relative_position_index(window)):
+        raise ValueError(f"{key} is not SwinIR's relative position index of a {window}x{window}"
+                         " window; the file holds another architecture")
+    elif leaf != "attn_mask":
+      kept[key] = value
+  return kept
 
 
 def state_dict_to_variables(state_dict: StateDict, like: Dict[str, Any],
@@ -230,6 +117,7 @@ def state_dict_to_variables(state_dict: StateDict, like: Dict[str, Any],
       and shape mismatch at once.
   """
   batch_norms = {k.rsplit(".", 1)[0] for k in state_dict if k.endswith(".running_mean")}
+  target = flax.traverse_util.flatten_dict(like)
   converted, names = {}, {}
   for key, value in state_dict.items():
     module, _, leaf = key.rpartition(".")
@@ -237,7 +125,7 @@ def state_dict_to_variables(state_dict: StateDict, like: Dict[str, Any],
       collection, name = _SPECTRAL_NORM[leaf]
       path = (collection, *layers.flax_param_path(key)[:-1], name)
       if leaf == "weight_orig":
-        value = _flax_layout(value)
+        value = _flax_layout("weight", value)
       elif leaf == "weight_v" and f"{module}.weight_orig" in state_dict:
         value = discriminators.spectral_norm_v_to_flax(
             value, state_dict[f"{module}.weight_orig"].shape)
@@ -247,9 +135,11 @@ def state_dict_to_variables(state_dict: StateDict, like: Dict[str, Any],
       collection, name = _BATCH_NORM.get(leaf, ("params", leaf))
       path = (collection, *layers.flax_param_path(key)[:-1], name)
     else:
-      path, value = ("params", *layers.flax_param_path(key)), _flax_layout(value)
+      path, value = ("params", *layers.flax_param_path(key)), _flax_layout(leaf, value)
+      layer_norm_scale = (*path[:-1], "scale")  # A LayerNorm's weight.
+      if leaf == "weight" and path not in target and layer_norm_scale in target:
+        path = layer_norm_scale
     converted[path], names[path] = value, key
-  target = flax.traverse_util.flatten_dict(like)
   missing = ["/".join(p) for p in target if p not in converted]
   unexpected = [names[p] for p in converted if p not in target]
   mismatched = [f"{names[p]}: {converted[p].shape} (as {'/'.join(p)}) vs {target[p].shape}"
@@ -312,6 +202,8 @@ def load_basicsr_variables(path: str, arch: str, like: Optional[Dict[str, Any]] 
     KeyError: `key` names an entry the file does not have (the message lists them).
   """
   state_dict = torch_io.select_params(torch_io.load_state_dict(path), key)
+  if arch == "swinir":
+    state_dict = _drop_swinir_buffers(state_dict)
   hparams = infer_hparams(arch, state_dict, **overrides)
   if like is None:
     like = abstract_variables(arch, hparams)

@@ -18,7 +18,8 @@ from jaxsr import state as state_lib
 # {'lr': [B, h, w, 3], 'hr': [B, h*s, w*s, 3]} in [0, 1]; real-world batches may add other
 # targets of the losses: 'hr_pixel', 'hr_percep' (see `content_loss`), 'hr_gan' (D's real).
 Batch = Dict[str, jnp.ndarray]
-# `(params, model_state, x) -> (y, new_model_state)`, training mode (see builders).
+# `(params, model_state, x, rng) -> (y, new_model_state)`, training mode (see builders); rng
+# drives the model's own randomness (stochastic depth).
 TrainApplyFn = Callable
 # `(sr, batch, loss_variables) -> {term name: weighted scalar}`: pixel / perceptual / style terms.
 ContentLossFn = Callable[..., Dict[str, jnp.ndarray]]
@@ -56,17 +57,17 @@ def make_psnr_train_step(g_apply: TrainApplyFn, tx: optax.GradientTransformation
     term, `psnr` (RGB, of the batch), `learning_rate`, `grad_norm`.
   """
 
-  def loss_fn(params, model_state, batch, loss_variables):
-    sr, model_state = g_apply(params, model_state, batch["lr"])
+  def loss_fn(params, model_state, batch, loss_variables, rng):
+    sr, model_state = g_apply(params, model_state, batch["lr"], rng)
     terms = content_loss(sr, batch, loss_variables)
     return _total(terms), (sr, model_state, terms)
 
   def train_step(state: state_lib.TrainState, batch: Batch, loss_variables):
+    rng, step_rng = jax.random.split(state.rng)
     (loss, (sr, model_state, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, state.model_state, batch, loss_variables)
+        state.params, state.model_state, batch, loss_variables, step_rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    rng, _ = jax.random.split(state.rng)
     new_state = state.replace(
         step=state.step + 1, params=params, opt_state=opt_state, rng=rng, model_state=model_state,
         ema_params=state_lib.update_ema(state.ema_params, params, ema_decay))
@@ -181,7 +182,8 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
 
   def train_step(state: state_lib.GanState, batch: Batch, loss_variables):
     real = gan_target(batch)
-    g_forward = lambda params: g_apply(params, state.model_state, batch["lr"])
+    rng, step_rng = jax.random.split(state.rng)
+    g_forward = lambda params: g_apply(params, state.model_state, batch["lr"], step_rng)
     sr, g_vjp, g_model_state = jax.vjp(g_forward, state.params, has_aux=True)
     if options.d_first:
       state, d_metrics = d_update(state, real, sr)
@@ -189,7 +191,6 @@ def make_gan_train_step(g_apply: TrainApplyFn, d_apply: TrainApplyFn,
     else:
       state, g_metrics = g_update(state, sr, g_vjp, g_model_state, batch, loss_variables)
       state, d_metrics = d_update(state, real, sr)
-    rng, _ = jax.random.split(state.rng)
     step = state.step
     state = state.replace(step=step + 1, rng=rng)
     step_metrics = dict(g_metrics, **d_metrics, psnr=_batch_psnr(sr, batch["hr"]),

@@ -20,7 +20,10 @@ SMALL = {
     "bicubic": {},
     "seed": dict(num_feat=8, num_down=2),
     "srvgg": dict(num_feat=8, num_conv=2),
+    "swinir": dict(embed_dim=8, depths=(1,), num_heads=(2,), window_size=4, num_feat=8),
 }
+# Options a model needs at some scales (SwinIR x1 has no upsampler).
+SCALE_OPTIONS = {("swinir", 1): dict(upsampler="")}
 
 
 def _key(seed=0):
@@ -66,7 +69,7 @@ def test_param_count_matches_basicsr(name, scale, kwargs, expected):
 @pytest.mark.parametrize("name,scale", [
     (name, scale) for name in models.MODELS for scale in models.supported_scales(name)])
 def test_output_shape_and_dtype(name, scale):
-  model = models.create_model(name, scale, **SMALL[name])
+  model = models.create_model(name, scale, **SMALL[name], **SCALE_OPTIONS.get((name, scale), {}))
   x = jax.ShapeDtypeStruct((2, 8, 12, 3), jnp.float32)
   variables = jax.eval_shape(model.init, _key(), x)
   y = jax.eval_shape(model.apply, variables, x)

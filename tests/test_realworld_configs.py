@@ -1,5 +1,6 @@
-"""The three real-world configs (Real-ESRNet, Real-ESRGAN, realesr-general) train and resume
-exactly on CPU with tiny models: their recipes (losses, USM targets, pool, D) run end to end."""
+"""The real-world configs (Real-ESRNet, Real-ESRGAN, realesr-general, SwinIR's GAN stage) train
+and resume exactly on CPU with tiny models: their recipes (losses, USM targets, pool, D) run end
+to end."""
 
 import importlib.util
 import pathlib
@@ -19,6 +20,8 @@ CONFIGS = pathlib.Path(__file__).parent.parent / "configs"
 TINY_MODELS = {
     "rrdbnet": {"name": "rrdbnet", "num_feat": 4, "num_block": 1, "num_grow_ch": 4},
     "srvgg": {"name": "srvgg", "num_feat": 4, "num_conv": 2, "act_type": "prelu"},
+    "swinir": {"name": "swinir", "embed_dim": 8, "depths": (2,), "num_heads": (2,),
+               "window_size": 4, "num_feat": 4, "upsampler": "nearest+conv"},
 }
 
 
@@ -64,7 +67,7 @@ def shrink(config, train_dir, vgg_weights):
 
 
 @pytest.mark.parametrize("name", ["realesrnet_x4plus", "realesrgan_x4plus",
-                                  "realesr_general_x4v3"])
+                                  "realesr_general_x4v3", "swinir_real_x4"])
 def test_realworld_config_trains_and_resumes(name, train_dir, vgg_weights, tmp_path):
   config = shrink(load_config(name), train_dir, vgg_weights)
   state = train.train_and_evaluate(config, str(tmp_path / "straight"))

@@ -28,6 +28,7 @@ from jaxsr.models.rrdbnet import RRDBNet
 from jaxsr.models.seed import SeedGenerator
 from jaxsr.models.srresnet import MSRResNet
 from jaxsr.models.srvgg import SRVGGNetCompact
+from jaxsr.models.swinir import SwinIR
 
 MODELS: dict[str, type[nn.Module]] = {
     "msrresnet": MSRResNet,
@@ -36,6 +37,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "bicubic": Bicubic,
     "seed": SeedGenerator,
     "srvgg": SRVGGNetCompact,
+    "swinir": SwinIR,
 }
 
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
@@ -132,5 +134,5 @@ def create_discriminator(name: str, dtype: Any = jnp.float32, **kwargs) -> nn.Mo
 
 __all__ = ["MODELS", "DISCRIMINATORS", "create_model", "create_discriminator",
            "supported_scales", "model_options", "discriminator_options", "count_params",
-           "Bicubic", "EDSR", "MSRResNet", "RRDBNet", "SeedGenerator", "SRVGGNetCompact",
+           "Bicubic", "EDSR", "MSRResNet", "RRDBNet", "SeedGenerator", "SRVGGNetCompact", "SwinIR",
            "VGGStyleDiscriminator", "UNetDiscriminatorSN", "SeedDiscriminator"]

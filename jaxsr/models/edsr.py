@@ -6,7 +6,6 @@ upsample_0, upsample_2, ... for 2^n; upsample_0 for 3), conv_last. Weight import
 `layers`.
 """
 
-import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -65,10 +64,7 @@ class EDSR(layers.SRModel):
           param_dtype=self.param_dtype, name=f"body_{i}")(res)
     res = conv(self.num_feat, "conv_after_body")(res) + x
 
-    # BasicSR `Upsample`: [conv 4C, PixelShuffle(2)] * log2(scale), or [conv 9C, PixelShuffle(3)].
-    r = 3 if self.scale == 3 else 2
-    for k in range(round(math.log(self.scale, r))):
-      res = layers.pixel_shuffle(conv(self.num_feat * r * r, f"upsample_{2 * k}")(res), r)
+    res = layers.pixel_shuffle_upsample(conv, res, self.scale, "upsample")
 
     out = conv(self.num_out_ch, "conv_last")(res)
     return out.astype(jnp.float32) / self.img_range + mean

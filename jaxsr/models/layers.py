@@ -15,7 +15,7 @@ its name and value. Examples:
 
 import math
 import re
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import flax.linen as nn
 from flax.linen import dtypes as flax_dtypes
@@ -259,6 +259,27 @@ def pixel_unshuffle(x: jax.Array, r: int) -> jax.Array:
   x = x.reshape(b, h, r, w, r, c)
   x = x.transpose(0, 1, 3, 5, 2, 4)  # [B, H, W, C, i, j]
   return x.reshape(b, h, w, c * r * r)
+
+
+def pixel_shuffle_upsample(conv: Callable[..., nn.Module], x: jax.Array, scale: int,
+                           prefix: str) -> jax.Array:
+  """BasicSR `Upsample`: [conv C -> 4C, PixelShuffle(2)] per factor 2 of `scale` (a power of
+  2), or [conv C -> 9C, PixelShuffle(3)] for 3; the convs are named `prefix`_0, _2, ... (their
+  indices in BasicSR's Sequential).
+
+  Args:
+    conv: `(features, name) -> Conv2d` (a `LayerFactory.conv`).
+    x: `[B, H, W, C]`.
+    scale: 2^n or 3.
+    prefix: conv name prefix.
+
+  Returns:
+    `[B, H*scale, W*scale, C]`.
+  """
+  r = 3 if scale == 3 else 2
+  for k in range(round(math.log(scale, r))):
+    x = pixel_shuffle(conv(x.shape[-1] * r * r, f"{prefix}_{2 * k}")(x), r)
+  return x
 
 
 def upsample_bilinear(x: jax.Array, scale: int) -> jax.Array:
