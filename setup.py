@@ -42,10 +42,15 @@ setup(
         "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
         "gpu": ["jax[cuda12]>=0.10,<0.11"],
         "tpu": ["jax[tpu]>=0.10,<0.11"],
-        # bench/degrade.py's comparison with Real-ESRGAN's own code (CPU torch); never a test or
-        # runtime dependency. Install torch first, then basicsr / realesrgan with
+        # bench/degrade.py's comparison with Real-ESRGAN's own code and bench/compare_basicsr.py's
+        # train-step timing against BasicSR's (CPU torch); never a test or runtime dependency.
+        # Install torch and a torchvision built for it first, then basicsr / realesrgan with
         # `pip install --no-deps --no-build-isolation basicsr==1.4.2 realesrgan==0.3.0` (their
-        # declared dependencies pull in torchvision, lmdb, ...; basicsr's build imports torch).
-        "bench": ["torch", "opencv-python-headless", "basicsr==1.4.2", "realesrgan==0.3.0"],
+        # declared dependencies are unpinned and may replace torch; basicsr's build imports
+        # torch). The entries after torchvision are what basicsr imports. compare_basicsr.py can
+        # also run the torch side in another venv (--torch_python; see its docstring).
+        "bench": ["torch", "torchvision", "opencv-python-headless", "scikit-image", "pyyaml",
+                  "lmdb", "addict", "future", "yapf", "requests", "basicsr==1.4.2",
+                  "realesrgan==0.3.0"],
     },
 )

@@ -1,0 +1,517 @@
+"""Seconds per train step of jaxsr and of BasicSR 1.4.2 on identical shapes, in one run; prints
+one JSON line per row (stdout; logs go to stderr).
+
+The BasicSR side is BasicSR's own code: its archs built by its model classes from an opt dict
+like its train_*.yml (`basicsr.models.build_model(opt)`), fed with `model.feed_data({'lq',
+'gt'})` and timed on `model.optimize_parameters(current_iter)`: `SRModel` for the PSNR rows,
+`ESRGANModel` (G step, then D step, EMA) for the GAN row. The jaxsr side is
+`step_timer.time_train_step` on the matching configs/*.py (its jit-compiled train step; compile
+time excluded). The BasicSR opt is derived from the jaxsr config (same architecture
+hyper-parameters, batch, LR patch, losses and weights, Adam betas / lr / weight decay, EMA decay,
+LR schedule kind), so the two sides cannot drift apart. Both sides time `--steps` steps on one
+random batch after `--warmup` untimed steps; `ratio` = torch_median_s / jaxsr_median_s (> 1:
+jaxsr faster).
+
+Rows (--rows, default all; --batch / --lr_size override the shapes of every selected row):
+  msrresnet         configs/msrresnet_x4.py: MSRResNet x4, 64 feat, 16 blocks; batch 16, LR 32
+                    (= train_MSRResNet_x4.yml); L1; cosine schedule.
+  rrdbnet           configs/rrdbnet_psnr_x4.py: RRDBNet x4, 64 feat, 23 RRDB, grow 32; batch 4,
+                    LR 32 (the yml's batch 16 cut to 4 for a 2-core CPU); L1; multistep.
+  esrgan            configs/esrgan_x4.py: RRDBNet G + VGG-style D (input 128); batch 4, LR 32
+                    (HR 128; the yml's batch 16 cut to 4); L1 1e-2 + VGG19 conv5_4 L1
+                    perceptual 1.0 + RaGAN 5e-3; Adam 1e-4 for G and D. The VGG19 weights are
+                    random on both sides (no download; the timing does not depend on their
+                    values): jaxsr reads a random Keras-layout .h5, BasicSR a random
+                    torchvision vgg19 state dict written where its VGGFeatureExtractor looks
+                    for it (the relative VGG_PRETRAIN_PATH
+                    'experiments/pretrained_models/vgg19-dcbb9e9d.pth', under the temporary
+                    working directory of the torch process). --perceptual=off drops the
+                    perceptual loss on both sides.
+  swinir_light      configs/swinir_light_x4.py: SwinIR-S x4, embed 60, depths / heads 6x4,
+                    window 8, mlp 2, 'pixelshuffledirect'; batch 16, LR 64 (img_size 64).
+  swinir_classical  configs/swinir_classical_x2.py: SwinIR-M x2, embed 180, depths / heads 6x6,
+                    window 8, mlp 2, 'pixelshuffle'; batch 4 (the config's 32 cut for a 2-core
+                    CPU), LR 48 (img_size 48).
+Both SwinIR sides use drop_path_rate 0.1 (stochastic depth active in training). EMA: both sides
+0.999 (--ema_decay; 0 turns it off on both). float32 on both sides.
+
+Threads: --threads (default: every core this process may use) sets torch.set_num_threads; XLA's
+CPU backend has no such setting and always uses every core (restrict both with `taskset -c`).
+A row that fails on one side prints its error in that side's field and the run goes on.
+
+Environment. jaxsr's venv runs this script; the torch side runs in a subprocess of
+--torch_python (default: this Python), so jaxsr's venv needs no torch. The torch venv used
+(PyPI's torch 2.14.1 is the CUDA build, a 5.5 GB venv, and runs on CPU; PyPI's torchvision 0.28.0
+does not load with the 2.13.0+cpu wheel, its compiled ops need libtorch_cuda):
+  python3 -m venv /tmp/benchvenv
+  /tmp/benchvenv/bin/pip install torch==2.14.1 torchvision==0.29.1
+  /tmp/benchvenv/bin/pip install opencv-python-headless scipy scikit-image pyyaml tqdm lmdb \
+      addict future yapf requests
+  /tmp/benchvenv/bin/pip install --no-build-isolation --no-deps basicsr==1.4.2
+(basicsr's build imports torch, hence --no-build-isolation; --no-deps keeps its unpinned
+requirements from replacing torch. torchvision must be the build made for that torch.)
+basicsr 1.4.2 imports `torchvision.transforms.functional_tensor`, gone since torchvision 0.17:
+the torch process aliases it to `torchvision.transforms.functional` before importing basicsr;
+nothing else of BasicSR is patched.
+
+The measurement (each row times the BasicSR side, then jaxsr's; on an otherwise idle machine:
+torch's OpenMP threads slow down many-fold when other processes share the cores; expect roughly
+30-60 min on 2 cores, mostly the esrgan and swinir rows):
+  venv/bin/python bench/compare_basicsr.py --torch_python=/tmp/benchvenv/bin/python \
+      --warmup=2 --steps=5 | tee /tmp/compare_basicsr.jsonl
+Smoke test (tiny shapes, both sides; esrgan needs HR 128 or 256 for the VGG-style D):
+  venv/bin/python bench/compare_basicsr.py --torch_python=/tmp/benchvenv/bin/python \
+      --rows=msrresnet,rrdbnet,swinir_light,swinir_classical --batch=1 --lr_size=16 \
+      --warmup=1 --steps=1
+  venv/bin/python bench/compare_basicsr.py --torch_python=/tmp/benchvenv/bin/python \
+      --rows=esrgan --batch=1 --lr_size=32 --warmup=1 --steps=1
+"""
+
+import argparse
+import copy
+import importlib.util
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# row -> (config file under configs/, default batch, default LR patch side, BasicSR model class).
+ROWS = {
+    "msrresnet": ("msrresnet_x4.py", 16, 32, "SRModel"),
+    "rrdbnet": ("rrdbnet_psnr_x4.py", 4, 32, "SRModel"),
+    "esrgan": ("esrgan_x4.py", 4, 32, "ESRGANModel"),
+    "swinir_light": ("swinir_light_x4.py", 16, 64, "SRModel"),
+    "swinir_classical": ("swinir_classical_x2.py", 4, 48, "SRModel"),
+}
+# jaxsr model fields with no effect on the math (implementation choices).
+_IMPL_FIELDS = {"name", "attention"}
+
+
+# ----------------------------------------------------------------------------- helpers (both)
+
+def cpu_info() -> dict:
+  """CPU model ('model name' of /proc/cpuinfo), AVX-512F / AVX2 flags, usable cores."""
+  model, flags = None, None
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+          model = value.strip()
+        elif key == "flags" and flags is None:
+          flags = set(value.split())
+  except OSError:
+    pass
+  flags = flags or set()
+  return {"cpu_model": model or platform.processor() or "unknown",
+          "avx512f": "avx512f" in flags, "avx2": "avx2" in flags,
+          "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count()}
+
+
+# ----------------------------------------------------------------------------- torch side
+
+def torch_child(spec_path: str, out_path: str) -> None:
+  """Runs in --torch_python: times BasicSR's model.optimize_parameters per the spec."""
+  with open(spec_path) as f:
+    spec = json.load(f)
+  import numpy as np
+  import torch
+  torch.set_num_threads(spec["threads"])
+  import torchvision
+  import torchvision.transforms.functional
+  # basicsr 1.4.2 (basicsr/data/degradations.py) imports this module, removed in torchvision
+  # 0.17; its one use (rgb_to_grayscale) lives on in transforms.functional.
+  sys.modules.setdefault("torchvision.transforms.functional_tensor",
+                         torchvision.transforms.functional)
+  tmp = tempfile.mkdtemp(prefix="compare_basicsr_")
+  cwd = os.getcwd()
+  try:
+    os.chdir(tmp)
+    opt = spec["opt"]
+    opt["path"] = {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None,
+                   "experiments_root": tmp, "models": os.path.join(tmp, "models"),
+                   "training_states": os.path.join(tmp, "training_states"),
+                   "log": tmp, "visualization": os.path.join(tmp, "visualization")}
+    if opt["train"].get("perceptual_opt"):
+      # basicsr.archs.vgg_arch loads VGG_PRETRAIN_PATH (relative to the cwd) when it exists,
+      # else downloads ImageNet weights: give it random ones (PyTorch's default init).
+      from torchvision.models import vgg19
+      os.makedirs("experiments/pretrained_models")
+      torch.manual_seed(0)
+      torch.save(vgg19(weights=None).state_dict(),
+                 "experiments/pretrained_models/vgg19-dcbb9e9d.pth")
+    import basicsr
+    from basicsr.models import build_model
+    from basicsr.utils import get_root_logger
+    get_root_logger()  # BasicSR's logger (stderr, warnings only: no log file).
+    torch.manual_seed(spec["seed"])
+    model = build_model(opt)
+    rng = np.random.default_rng(0)
+    b, lr, hr = spec["batch"], spec["lr_size"], spec["hr_size"]
+    data = {"lq": torch.from_numpy(rng.random((b, 3, lr, lr), np.float32)),
+            "gt": torch.from_numpy(rng.random((b, 3, hr, hr), np.float32))}
+    it = 0
+    for _ in range(spec["warmup"]):
+      it += 1
+      model.feed_data(data)
+      model.optimize_parameters(it)
+    times = []
+    for _ in range(spec["steps"]):
+      it += 1
+      model.feed_data(data)
+      start = time.perf_counter()
+      model.optimize_parameters(it)
+      times.append(time.perf_counter() - start)
+    count = lambda net: sum(p.numel() for p in net.parameters())
+    cls = type(model)
+    result = {
+        "median_s": round(statistics.median(times), 4),
+        "times_s": [round(t, 4) for t in times],
+        "model_class": f"{cls.__module__}.{cls.__qualname__}",
+        "step_fn": f"{cls.optimize_parameters.__module__}."
+                   f"{cls.optimize_parameters.__qualname__}",
+        "params_g": count(model.net_g),
+        "params_d": count(model.net_d) if hasattr(model, "net_d") else None,
+        "ema": hasattr(model, "net_g_ema"),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                     "basicsr": basicsr.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    }
+  finally:
+    os.chdir(cwd)
+    shutil.rmtree(tmp, ignore_errors=True)
+  with open(out_path, "w") as f:
+    json.dump(result, f)
+
+
+def run_torch(spec: dict, torch_python: str) -> dict:
+  with tempfile.TemporaryDirectory(prefix="compare_basicsr_spec_") as tmp:
+    spec_path, out_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "result.json")
+    with open(spec_path, "w") as f:
+      json.dump(spec, f)
+    proc = subprocess.run([torch_python, os.path.abspath(__file__), "--_torch_child",
+                           spec_path, out_path], stdout=sys.stderr, stderr=subprocess.PIPE,
+                          text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode or not os.path.exists(out_path):
+      lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+      raise RuntimeError(f"torch process ({torch_python}) exited {proc.returncode}: "
+                         + (lines[-1] if lines else "no output"))
+    with open(out_path) as f:
+      return json.load(f)
+
+
+# ----------------------------------------------------------------------------- jaxsr side
+
+def load_config(file_name: str):
+  path = os.path.join(REPO, "configs", file_name)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no jaxsr config {path}")
+  spec = importlib.util.spec_from_file_location(f"_config_{file_name[:-3]}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def network_g(m, scale: int, lr_size: int) -> dict:
+  """BasicSR network_g for jaxsr model config `m` (same hyper-parameters)."""
+  fields = dict(m.items())
+  get = lambda k, d: fields.pop(k, d)
+  name = get("name", None)
+  nin, nout = get("num_in_ch", 3), get("num_out_ch", 3)
+  if name == "msrresnet":
+    net = {"type": "MSRResNet", "num_in_ch": nin, "num_out_ch": nout,
+           "num_feat": get("num_feat", 64), "num_block": get("num_block", 16), "upscale": scale}
+  elif name == "rrdbnet":
+    net = {"type": "RRDBNet", "num_in_ch": nin, "num_out_ch": nout, "scale": scale,
+           "num_feat": get("num_feat", 64), "num_block": get("num_block", 23),
+           "num_grow_ch": get("num_grow_ch", 32)}
+  elif name == "swinir":
+    if nin != 3 or nout != 3:
+      raise ValueError("BasicSR's SwinIR has in_chans = out channels = 3 here")
+    if get("num_feat", 64) != 64:
+      raise ValueError("BasicSR's SwinIR hard-codes num_feat 64")
+    net = {"type": "SwinIR", "upscale": scale, "in_chans": 3, "img_size": lr_size,
+           "embed_dim": get("embed_dim", 180), "depths": list(get("depths", (6,) * 6)),
+           "num_heads": list(get("num_heads", (6,) * 6)),
+           "window_size": get("window_size", 8), "mlp_ratio": float(get("mlp_ratio", 2.0)),
+           "qkv_bias": get("qkv_bias", True), "patch_norm": get("patch_norm", True),
+           "drop_path_rate": float(get("drop_path_rate", 0.1)),
+           "img_range": float(get("img_range", 1.0)), "upsampler": get("upsampler", ""),
+           "resi_connection": get("resi_connection", "1conv")}
+  else:
+    raise ValueError(f"no BasicSR counterpart mapped for jaxsr model {name!r}")
+  unmapped = sorted(set(fields) - _IMPL_FIELDS)
+  if unmapped:
+    raise ValueError(f"jaxsr model fields {unmapped} have no BasicSR mapping here")
+  return net
+
+
+def train_opt(c, gan: bool) -> dict:
+  """BasicSR `train:` section for jaxsr config `c`."""
+  def optim(o):
+    if o.weight_decay or o.grad_clip_norm:
+      raise ValueError("weight decay / gradient clipping: BasicSR's Adam has no match")
+    return {"type": "Adam", "lr": o.learning_rate, "weight_decay": 0,
+            "betas": [o.b1, o.b2]}
+
+  o = c.optim
+  if o.schedule == "multistep":
+    scheduler = {"type": "MultiStepLR", "milestones": list(o.milestones), "gamma": o.gamma}
+  elif o.schedule == "cosine":
+    scheduler = {"type": "CosineAnnealingRestartLR", "periods": [c.num_train_steps],
+                 "restart_weights": [1], "eta_min": o.learning_rate * o.min_lr_ratio}
+  else:
+    scheduler = {"type": "MultiStepLR", "milestones": [], "gamma": 1.0}
+  loss = c.loss
+  t = {"ema_decay": c.ema_decay, "optim_g": optim(o), "scheduler": scheduler,
+       "total_iter": c.num_train_steps, "warmup_iter": -1, "pixel_opt": None,
+       "perceptual_opt": None}
+  if loss.pixel_weight:
+    t["pixel_opt"] = {"type": {"l1": "L1Loss", "l2": "MSELoss",
+                               "charbonnier": "CharbonnierLoss"}[loss.pixel],
+                      "loss_weight": loss.pixel_weight, "reduction": "mean"}
+  if loss.perceptual_weight or loss.style_weight:
+    from jaxsr import config_base
+    t["perceptual_opt"] = {
+        "type": "PerceptualLoss",
+        "layer_weights": config_base.parse_layer_weights(loss.perceptual_layers),
+        "vgg_type": "vgg19", "use_input_norm": loss.vgg_input_norm, "range_norm": False,
+        "perceptual_weight": loss.perceptual_weight, "style_weight": loss.style_weight,
+        "criterion": loss.perceptual_criterion}
+  if gan:
+    if c.gan.d_steps_per_g_step != 1 or c.gan.d_first:
+      raise ValueError("BasicSR updates D once, after G: set d_steps_per_g_step 1, d_first off")
+    t["optim_d"] = optim(c.optim_d)
+    t["gan_opt"] = {"type": "GANLoss",
+                    "gan_type": "vanilla" if loss.gan_type == "ragan" else loss.gan_type,
+                    "real_label_val": loss.real_label, "fake_label_val": 0.0,
+                    "loss_weight": loss.gan_weight}
+    t["net_d_iters"], t["net_d_init_iters"] = 1, c.gan.d_warmup_steps
+  return t
+
+
+def build_row(row: str, args):
+  """(jaxsr config, BasicSR opt, row description) with the same settings on both sides."""
+  file_name, batch, lr_size, model_type = ROWS[row]
+  c = load_config(file_name)
+  batch = args.batch or batch
+  lr_size = args.lr_size or lr_size
+  hr_size = lr_size * c.scale
+  c.batch_size, c.data.gt_size, c.dtype = batch, hr_size, "float32"
+  c.ema_decay = args.ema_decay
+  gan = "discriminator" in c
+  if gan:
+    if c.loss.gan_type != "ragan":
+      raise ValueError(f"{row}: BasicSR's ESRGANModel is relativistic (ragan), jaxsr config "
+                       f"has {c.loss.gan_type}")
+    if args.perceptual == "off":
+      c.loss.perceptual_weight = c.loss.style_weight = 0.0
+    if c.discriminator.name != "vgg_style":
+      raise ValueError(f"{row}: discriminator {c.discriminator.name} not mapped")
+    if hr_size not in (128, 256):
+      raise ValueError(f"{row}: the VGG-style D takes HR 128 or 256, not {hr_size} "
+                       f"(--lr_size={128 // c.scale} or {256 // c.scale})")
+    c.discriminator.input_size = hr_size
+  opt = {"name": f"compare_basicsr_{row}", "model_type": model_type, "scale": c.scale,
+         "num_gpu": 0, "dist": False, "rank": 0, "world_size": 1, "is_train": True,
+         "manual_seed": 0, "network_g": network_g(c.model, c.scale, lr_size),
+         "train": train_opt(c, gan)}
+  if gan:
+    opt["network_d"] = {"type": "VGGStyleDiscriminator", "num_in_ch": 3,
+                        "num_feat": c.discriminator.get("num_feat", 64),
+                        "input_size": hr_size}
+  loss = c.loss
+  terms = [f"{loss.pixel}*{loss.pixel_weight:g}"] if loss.pixel_weight else []
+  if loss.perceptual_weight:
+    terms.append(f"vgg19[{loss.perceptual_layers}] {loss.perceptual_criterion}"
+                 f"*{loss.perceptual_weight:g}")
+  if loss.style_weight:
+    terms.append(f"style*{loss.style_weight:g}")
+  if gan:
+    terms.append(f"{loss.gan_type}*{loss.gan_weight:g}")
+  desc = {"row": row, "jaxsr_config": f"configs/{file_name}", "basicsr_model": model_type,
+          "scale": c.scale, "batch": batch, "lr_patch": lr_size, "hr_patch": hr_size,
+          "dtype": "float32", "losses": " + ".join(terms), "ema_decay": c.ema_decay,
+          "optimizer": f"Adam(lr={c.optim.learning_rate:g}, betas=({c.optim.b1}, "
+                       f"{c.optim.b2}))", "network_g": opt["network_g"],
+          "network_d": opt.get("network_d")}
+  return c, opt, desc
+
+
+def jaxsr_params(c) -> dict:
+  import jax
+  from jaxsr import builders
+  from jaxsr.models import count_params
+  comps = builders.components_from_config(c)
+  key = jax.random.key(0)
+  g = jax.eval_shape(builders.init_variables_fn(comps.model, c), key)
+  out = {"params_g": count_params(g.get("params", {})), "params_d": None}
+  if comps.discriminator is not None:
+    d = jax.eval_shape(builders.init_discriminator_fn(comps.discriminator, c), key)
+    out["params_d"] = count_params(d.get("params", {}))
+  return out
+
+
+def write_random_vgg19_h5(path: str) -> None:
+  """Random VGG19 conv weights in the Keras layout (as bench/gan_step.py)."""
+  import jax
+  import jax.numpy as jnp
+  from jaxsr.models import vgg
+  variables = vgg.TorchvisionFeatures(("conv5_4",)).init(jax.random.key(0),
+                                                          jnp.zeros((1, 16, 16, 3)))
+  vgg.save_keras_h5(path, jax.device_get(variables["params"]))
+
+
+def run_jaxsr(c, args) -> dict:
+  if c.model.name == "swinir":
+    try:
+      from jaxsr import models
+      available = "swinir" in models.MODELS
+    except ImportError as e:
+      raise RuntimeError(f"jaxsr's SwinIR does not import (jaxsr/models/swinir.py): {e}")
+    if not available:
+      raise RuntimeError("jaxsr has no 'swinir' model yet (jaxsr/models/swinir.py, registered "
+                         "in jaxsr.models.MODELS)")
+  import step_timer  # bench/step_timer.py (this script's folder is on sys.path).
+  from jaxsr.models import vgg
+  with tempfile.TemporaryDirectory(prefix="compare_basicsr_vgg_") as tmp:
+    if c.loss.perceptual_weight or c.loss.style_weight:
+      c.loss.vgg_weights = os.path.join(tmp, vgg.KERAS_VGG19_FILE)
+      write_random_vgg19_h5(c.loss.vgg_weights)
+    result = step_timer.time_train_step(c, args.warmup, args.steps)
+  result.update(jaxsr_params(c))
+  return result
+
+
+def jax_versions() -> dict:
+  import flax
+  import jax
+  import jaxlib
+  import numpy as np
+  import optax
+  import jaxsr
+  return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+          "optax": optax.__version__, "jaxsr": jaxsr.__version__, "numpy": np.__version__,
+          "python": platform.python_version()}
+
+
+def error_text(e: BaseException) -> str:
+  return f"{type(e).__name__}: {e}".strip()
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--rows", default=",".join(ROWS),
+                      help=f"comma list of rows (default all): {', '.join(ROWS)}")
+  parser.add_argument("--batch", type=int, default=0, help="batch of every row (0: row's)")
+  parser.add_argument("--lr_size", type=int, default=0,
+                      help="LR patch side of every row (0: row's); HR = scale * LR")
+  parser.add_argument("--warmup", type=int, default=2, help="untimed steps (after compile)")
+  parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+  cores = cpu_info()["cores"]
+  parser.add_argument("--threads", type=int, default=cores,
+                      help="torch.set_num_threads (default: all cores); XLA uses all cores")
+  parser.add_argument("--ema_decay", type=float, default=0.999,
+                      help="EMA decay on both sides (0: off on both)")
+  parser.add_argument("--perceptual", choices=("on", "off"), default="on",
+                      help="esrgan row: the VGG19 perceptual loss on both sides")
+  parser.add_argument("--torch_python", default=sys.executable,
+                      help="Python with torch, torchvision, basicsr 1.4.2 (see docstring)")
+  parser.add_argument("--seed", type=int, default=0)
+  side = parser.add_mutually_exclusive_group()
+  side.add_argument("--torch_only", action="store_true", help="time only BasicSR")
+  side.add_argument("--jax_only", action="store_true", help="time only jaxsr")
+  args = parser.parse_args()
+  rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+  unknown = [r for r in rows if r not in ROWS]
+  if unknown:
+    parser.error(f"unknown rows {unknown}; rows: {list(ROWS)}")
+  if args.steps < 1 or args.warmup < 0:
+    parser.error("--steps >= 1, --warmup >= 0")
+  logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+  cpu = cpu_info()
+  try:
+    jaxv = jax_versions()
+  except Exception as e:  # pylint: disable=broad-except
+    jaxv = {"error": error_text(e)}
+  for row in rows:
+    out = {"bench": "compare_basicsr"}
+    notes = ["XLA's CPU backend uses every core (jax_threads = cores); --threads sets torch "
+             "only", "one random batch, reused each step; compile time excluded"]
+    try:
+      c, opt, desc = build_row(row, args)
+    except Exception as e:  # pylint: disable=broad-except
+      print(json.dumps({**out, "row": row, "error": error_text(e)}), flush=True)
+      continue
+    out.update(desc)
+    if c.model.name == "swinir":
+      notes.append(f"drop_path_rate {opt['network_g']['drop_path_rate']} on both sides; "
+                   f"BasicSR img_size = LR patch {desc['lr_patch']}")
+    if row == "esrgan":
+      if c.loss.perceptual_weight:
+        notes.append("perceptual VGG19 loss on both sides with random weights (no download; "
+                     "timing does not depend on them): jaxsr a random Keras .h5, BasicSR a "
+                     "random torchvision vgg19 state dict at its VGG_PRETRAIN_PATH")
+      else:
+        notes.append("perceptual loss off on both sides (--perceptual=off)")
+    torch_res = jax_res = None
+    if not args.jax_only:
+      spec = {"opt": copy.deepcopy(opt), "batch": desc["batch"], "lr_size": desc["lr_patch"],
+              "hr_size": desc["hr_patch"], "warmup": args.warmup, "steps": args.steps,
+              "threads": args.threads, "seed": args.seed}
+      try:
+        torch_res = run_torch(spec, args.torch_python)
+        out["torch_median_s"] = torch_res["median_s"]
+      except Exception as e:  # pylint: disable=broad-except
+        out["torch_error"] = error_text(e)
+    if not args.torch_only:
+      try:
+        jax_res = run_jaxsr(c, args)
+        out["jaxsr_median_s"] = jax_res["median_s"]
+      except Exception as e:  # pylint: disable=broad-except
+        traceback.print_exc(file=sys.stderr)
+        out["jaxsr_error"] = error_text(e)
+    if torch_res and jax_res:
+      out["ratio"] = round(torch_res["median_s"] / jax_res["median_s"], 3)
+    if torch_res:
+      out.update({"torch_times_s": torch_res["times_s"], "torch_step": torch_res["step_fn"],
+                  "torch_model_class": torch_res["model_class"],
+                  "torch_params_g": torch_res["params_g"],
+                  "torch_params_d": torch_res["params_d"], "torch_ema": torch_res["ema"],
+                  "torch_threads": torch_res["threads"],
+                  "torch_interop_threads": torch_res["interop_threads"],
+                  "torch_versions": torch_res["versions"]})
+    if jax_res:
+      out.update({"jaxsr_params_g": jax_res["params_g"], "jaxsr_params_d": jax_res["params_d"],
+                  "jaxsr_gflop_per_step": jax_res["gflop_per_step"],
+                  "jaxsr_device": jax_res["device"]})
+      if torch_res and (jax_res["params_g"], jax_res["params_d"]) != (
+          torch_res["params_g"], torch_res["params_d"]):
+        notes.append("parameter counts differ between the sides")
+    out.update({"jax_threads": cpu["cores"], "threads_flag": args.threads,
+                "warmup": args.warmup, "steps": args.steps, **cpu,
+                "jax_versions": jaxv, "note": "; ".join(notes)})
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+  if len(sys.argv) == 4 and sys.argv[1] == "--_torch_child":
+    torch_child(sys.argv[2], sys.argv[3])
+  else:
+    main()
