@@ -1,7 +1,7 @@
 """SwinIR lightweight x4 (SwinIR-S, 929,628 parameters) with the paper's settings: embed 60,
 depths and heads 6 x 4, window 8, 'pixelshuffledirect' (one conv + PixelShuffle); DIV2K, LR patch
-64, batch 64, L1, Adam 2e-4 (0.9, 0.99), MultiStepLR [250k, 400k, 450k, 475k] x 0.5, 500k
-steps, EMA 0.999.
+64, batch 64; otherwise configs/swinir_classical_x2.py's recipe (L1, Adam 2e-4 (0.9, 0.99),
+MultiStepLR [250k, 400k, 450k, 475k] x 0.5, 500k steps, EMA 0.999).
 
   python -m jaxsr.main --config=configs/swinir_light_x4.py --workdir=/tmp/swinir_light_x4 \
       --config.data.data_dir=/path/to/tensorflow_datasets
@@ -11,35 +11,21 @@ The released weights as a workdir:
       --input=002_lightweightSR_DIV2K_s64w8_SwinIR-S_x4.pth
 """
 
+import os
+
 from jaxsr import config_base
 
 
 def get_config():
-  c = config_base.base_config()
+  c = config_base.config_from_file(
+      os.path.join(os.path.dirname(__file__), "swinir_classical_x2.py"))
   c.scale = 4
   c.batch_size = 64
-  c.num_train_steps = 500_000
-  c.log_every_steps = 100
-  c.eval_every_steps = 5_000
-  c.checkpoint_every_steps = 5_000
-  c.ema_decay = 0.999
-  c.model.name = "swinir"
   c.model.embed_dim = 60
   c.model.depths = (6, 6, 6, 6)
   c.model.num_heads = (6, 6, 6, 6)
-  c.model.window_size = 8
-  c.model.mlp_ratio = 2.0
   c.model.upsampler = "pixelshuffledirect"
-  c.model.resi_connection = "1conv"
-  c.model.img_range = 1.0
-  c.model.drop_path_rate = 0.1
-  c.data.train = "tfds:div2k/bicubic_x4"
   c.data.gt_size = 256  # LR patch 64.
-  c.loss.pixel = "l1"
-  c.optim.learning_rate = 2e-4
-  c.optim.b1, c.optim.b2 = 0.9, 0.99
-  c.optim.schedule = "multistep"  # MultiStepLR.
-  c.optim.milestones = (250_000, 400_000, 450_000, 475_000)
-  c.optim.gamma = 0.5
+  c.data.train = "tfds:div2k/bicubic_x4"
   c.eval.datasets = "tfds:div2k/bicubic_x4:validation"
   return c

@@ -19,26 +19,19 @@ SwinIR-L (28,013,059 parameters): --config.model.embed_dim=240
 --config.model.resi_connection=3conv.
 """
 
-import importlib.util
-import pathlib
+import os
+
+from jaxsr import config_base
 
 STAGES = {"psnr": "realesrnet_x4plus", "gan": "realesrgan_x4plus"}
-
-
-def _recipe(name: str):
-  """`get_config()` of the sibling config file `name`.py."""
-  path = pathlib.Path(__file__).with_name(f"{name}.py")
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def get_config(stage: str = "gan"):
   if stage not in STAGES:
     raise ValueError(f"swinir_real_x4: stage {stage!r} is not one of {sorted(STAGES)} "
                      "(--config=configs/swinir_real_x4.py:psnr or :gan)")
-  c = _recipe(STAGES[stage])
+  c = config_base.config_from_file(
+      os.path.join(os.path.dirname(__file__), f"{STAGES[stage]}.py"))
   c.model = dict(name="swinir", embed_dim=180, depths=(6,) * 6, num_heads=(6,) * 6,
                  window_size=8, mlp_ratio=2.0, upsampler="nearest+conv", resi_connection="1conv",
                  img_range=1.0, drop_path_rate=0.1)

@@ -8,6 +8,8 @@ compiled; model hyper-parameters (`config.model.*` other than `name`) are checke
 registry against the model's own fields.
 """
 
+import importlib.util
+import os
 from typing import Optional
 
 import ml_collections
@@ -137,6 +139,16 @@ def realworld_config(gan: bool = False) -> ml_collections.ConfigDict:
   c.data.multiscale_shortest_edge = 0
   c.degradation = degradation_config.default_config()
   return c
+
+
+def config_from_file(path: str, *args) -> ml_collections.ConfigDict:
+  """`get_config(*args)` of the config file `path`: a config that extends another loads it
+  with `config_from_file(os.path.join(os.path.dirname(__file__), '<other>.py'))`."""
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(*args)
 
 
 def is_realworld(config: ml_collections.ConfigDict) -> bool:

@@ -9,8 +9,6 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -179,12 +177,8 @@ def test_params_ema_is_preferred_and_key_forces_params(data_dir):
 def test_command_line_converts_and_main_evaluates(data_dir, tmp_path):
   path, x, expected, _ = _fixture(data_dir, "srvgg_x4")
   workdir = tmp_path / "w"
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  result = subprocess.run(
-      [sys.executable, "-m", "jaxsr.convert", "--from=basicsr", "--arch=srvgg",
-       f"--input={path}", f"--workdir={workdir}", "--key=params"],
-      cwd=REPO, env=env, capture_output=True, text=True)
-  assert result.returncode == 0, result.stderr[-3000:]
+  utils.run_module("jaxsr.convert", "--from=basicsr", "--arch=srvgg", f"--input={path}",
+                   f"--workdir={workdir}", "--key=params")
   spec = importlib.util.spec_from_file_location("converted_config", workdir / "config.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -202,11 +196,8 @@ def test_command_line_converts_and_main_evaluates(data_dir, tmp_path):
       jax.device_get(variables))
 
   val = utils.make_image_folder(tmp_path / "val", count=1, size=(32, 36))
-  result = subprocess.run(
-      [sys.executable, "-m", "jaxsr.main", "--mode=eval", f"--config={workdir / 'config.py'}",
-       f"--workdir={workdir}", f"--config.eval.datasets=folder:{val}"],
-      cwd=REPO, env=env, capture_output=True, text=True)
-  assert result.returncode == 0, result.stderr[-3000:]
+  utils.run_module("jaxsr.main", "--mode=eval", f"--config={workdir / 'config.py'}",
+                   f"--workdir={workdir}", f"--config.eval.datasets=folder:{val}")
   with open(workdir / "eval" / "val_x4.json") as f:
     report = json.load(f)
   assert report["model"] == "srvgg" and report["checkpoint_step"] == 0

@@ -7,10 +7,7 @@ The fixtures tests/data/swinir/*.pth and swinir_golden.npz were written by Basic
 
 import importlib.util
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxsr import builders
+from jaxsr import config_base
 from jaxsr import convert
 from jaxsr import inference
 from jaxsr import models
@@ -171,9 +168,15 @@ def test_bfloat16_stays_close_to_float32(golden):
   assert 10 * np.log10(1 / mse) > 35  # PSNR of bf16 vs f32 outputs, in dB.
 
 
-def _tiny_swinir_config(train_dir, val_dir=""):
-  config = utils.tiny_config(train_dir, val_dir, scale=2)
-  config.model = dict(TINY, drop_path_rate=0.2)
+def _shrunk_config(name, train_dir):
+  """configs/<name>.py with a tiny SwinIR (its upsampler kept), tiny patches and 6 steps."""
+  config = config_base.config_from_file(str(REPO / "configs" / f"{name}.py"))
+  config.model.update(embed_dim=8, depths=(2,), num_heads=(2,), window_size=4, num_feat=8,
+                      drop_path_rate=0.2)
+  tiny = utils.tiny_config(train_dir, scale=config.scale)
+  for key in ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
+              "checkpoint_every_steps", "data", "eval"):
+    config[key] = tiny[key]
   return config
 
 
@@ -184,9 +187,11 @@ def folders(tmp_path_factory):
           utils.make_image_folder(root / "val", count=2, size=(27, 35), seed=4))
 
 
-def test_tiny_swinir_trains_and_resumes_exactly(folders, tmp_path):
-  """Stochastic depth draws from the state's key: a resumed run equals the straight one."""
-  config = _tiny_swinir_config(folders[0])
+@pytest.mark.parametrize("name", ["swinir_classical_x2", "swinir_light_x4"])
+def test_config_trains_and_resumes_exactly(name, folders, tmp_path):
+  """The paper recipe on a tiny model; stochastic depth draws from the state's key, so a
+  resumed run equals the straight one."""
+  config = _shrunk_config(name, folders[0])
   state = train.train_and_evaluate(config, str(tmp_path / "straight"))
   assert int(state.step) == 6
   config.num_train_steps = 3
@@ -200,22 +205,15 @@ def test_tiny_swinir_trains_and_resumes_exactly(folders, tmp_path):
 def test_converted_swinir_evaluates_odd_sizes_and_upscales_tiled(folders, tmp_path, golden):
   path = REPO / "tests" / "data" / "swinir" / "light_x4.pth"
   workdir = tmp_path / "w"
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  result = subprocess.run(
-      [sys.executable, "-m", "jaxsr.convert", "--arch=swinir", f"--input={path}",
-       f"--workdir={workdir}"], cwd=REPO, env=env, capture_output=True, text=True)
-  assert result.returncode == 0, result.stderr[-3000:]
+  utils.run_module("jaxsr.convert", "--arch=swinir", f"--input={path}", f"--workdir={workdir}")
   spec = importlib.util.spec_from_file_location("converted", workdir / "config.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   assert module.get_config().model.depths == (2, 2)
 
   val = utils.make_image_folder(tmp_path / "val", count=1, size=(45, 38))  # LR 11 x 9.
-  result = subprocess.run(
-      [sys.executable, "-m", "jaxsr.main", "--mode=eval", f"--config={workdir / 'config.py'}",
-       f"--workdir={workdir}", f"--config.eval.datasets=folder:{val}"],
-      cwd=REPO, env=env, capture_output=True, text=True)
-  assert result.returncode == 0, result.stderr[-3000:]
+  utils.run_module("jaxsr.main", "--mode=eval", f"--config={workdir / 'config.py'}",
+                   f"--workdir={workdir}", f"--config.eval.datasets=folder:{val}")
   with open(workdir / "eval" / "val_x4.json") as f:
     report = json.load(f)
   assert report["model"] == "swinir" and report["checkpoint_step"] == 0
@@ -233,8 +231,6 @@ def test_converted_swinir_evaluates_odd_sizes_and_upscales_tiled(folders, tmp_pa
 
   out = tmp_path / "up"
   Image.fromarray((image * 255).astype(np.uint8)).save(tmp_path / "in.png")
-  result = subprocess.run(
-      [sys.executable, "-m", "jaxsr.upscale", f"--workdir={workdir}", f"--input={tmp_path / 'in.png'}",
-       f"--output={out}", "--tile=8"], cwd=REPO, env=env, capture_output=True, text=True)
-  assert result.returncode == 0, result.stderr[-3000:]
+  utils.run_module("jaxsr.upscale", f"--workdir={workdir}", f"--input={tmp_path / 'in.png'}",
+                   f"--output={out}", "--tile=8")
   assert Image.open(next(out.glob("*.png"))).size == (17 * 4, 9 * 4)

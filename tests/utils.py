@@ -1,6 +1,8 @@
-"""Helpers for tests: tiny synthetic photographs-like images and tiny configs."""
+"""Helpers for tests: tiny synthetic photographs-like images, tiny configs, CLI runs."""
 
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -9,6 +11,18 @@ from PIL import Image
 from jaxsr import checkpointing
 from jaxsr import config_base
 from jaxsr import sharding
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+  """Runs `python -m <module> <args>` from the repository on CPU; asserts it exits 0 (the
+  message shows the end of its stderr)."""
+  result = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
+                          text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

@@ -21,7 +21,7 @@ conv_up1, conv_up2, conv_hr, conv_last. LayerNorms hold `scale`/`bias` (torch we
 The state dict's buffers `relative_position_index` and `attn_mask` are not variables here.
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -101,8 +101,9 @@ class WindowAttention(nn.Module):
     num_heads: heads; dim must be divisible by it.
     window: window side (T = window^2 tokens).
     qkv_bias: bias in the qkv projection.
-    impl: 'einsum' (plain formulation) | 'dot_product_attention' (`jax.nn.dot_product_attention`,
-      windows folded into the head axis).
+    impl: 'einsum' (plain formulation; faster on CPU) | 'dot_product_attention'
+      (`jax.nn.dot_product_attention` with windows in the batch axis and the bias broadcast to
+      it, for backends with a fused kernel for the head size).
     dtype: computation dtype (logits and softmax are float32).
     param_dtype: parameter dtype.
   """
@@ -230,8 +231,18 @@ def closing_conv(factory: layers.LayerFactory, x: jax.Array, kind: str, name: st
   return factory.conv(c, f"{name}_4")(y)
 
 
-class BasicLayer(nn.Module):
-  """`depth` Swin blocks, shifting every other one (BasicSR's `residual_group`)."""
+class StageSpec(NamedTuple):
+  """What the Swin blocks of one RSTB share.
+
+  Attributes:
+    depth: Swin blocks.
+    num_heads: attention heads.
+    window: window side.
+    mlp_ratio: MLP hidden width / C.
+    qkv_bias: bias in the qkv projections.
+    drop_path_rates: stochastic depth of each block (`depth` entries).
+    attention: see `WindowAttention.impl`.
+  """
   depth: int
   num_heads: int
   window: int
@@ -239,37 +250,35 @@ class BasicLayer(nn.Module):
   qkv_bias: bool
   drop_path_rates: tuple[float, ...]
   attention: str
+
+
+class BasicLayer(nn.Module):
+  """`spec.depth` Swin blocks, shifting every other one (BasicSR's `residual_group`)."""
+  spec: StageSpec
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    for j in range(self.depth):
+    spec = self.spec
+    for j in range(spec.depth):
       x = SwinTransformerBlock(
-          self.num_heads, self.window, 0 if j % 2 == 0 else self.window // 2, self.mlp_ratio,
-          self.qkv_bias, self.drop_path_rates[j], self.attention, self.dtype,
+          spec.num_heads, spec.window, 0 if j % 2 == 0 else spec.window // 2, spec.mlp_ratio,
+          spec.qkv_bias, spec.drop_path_rates[j], spec.attention, self.dtype,
           self.param_dtype, name=f"blocks_{j}")(x, train)
     return x
 
 
 class RSTB(layers.LayerFactory):
   """Residual Swin Transformer block: x + conv(Swin blocks(x)). `[B, H, W, C]`."""
-  depth: int
-  num_heads: int
-  window: int
-  mlp_ratio: float
-  qkv_bias: bool
-  drop_path_rates: tuple[float, ...]
+  spec: StageSpec
   resi_connection: str
-  attention: str
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    y = BasicLayer(self.depth, self.num_heads, self.window, self.mlp_ratio, self.qkv_bias,
-                   self.drop_path_rates, self.attention, self.dtype, self.param_dtype,
-                   name="residual_group")(x, train)
+    y = BasicLayer(self.spec, self.dtype, self.param_dtype, name="residual_group")(x, train)
     return closing_conv(self, y, self.resi_connection, "conv") + x
 
 
@@ -364,9 +373,10 @@ class SwinIR(layers.SRModel):
     rates = np.linspace(0.0, self.drop_path_rate, sum(self.depths)).tolist()
     start = 0
     for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads)):
-      x = RSTB(depth, heads, self.window_size, self.mlp_ratio, self.qkv_bias,
-               tuple(rates[start:start + depth]), self.resi_connection, self.attention,
-               self.dtype, self.param_dtype, name=f"layers_{i}")(x, train)
+      spec = StageSpec(depth, heads, self.window_size, self.mlp_ratio, self.qkv_bias,
+                       tuple(rates[start:start + depth]), self.attention)
+      x = RSTB(spec, self.resi_connection, self.dtype, self.param_dtype,
+               name=f"layers_{i}")(x, train)
       start += depth
     return layer_norm(self.dtype, self.param_dtype, "norm")(x).astype(self.dtype)
 

@@ -44,16 +44,16 @@ tests/data/swinir_golden.npz:
 
 import importlib
 import importlib.util
-import logging
 import os
 import sys
-import types
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import make_basicsr_golden  # noqa: E402  (its stand-ins for the rest of basicsr)
 OUT_DIR = os.path.join(HERE, "swinir")
 NPZ_PATH = os.path.join(HERE, "swinir_golden.npz")
 
@@ -98,26 +98,6 @@ EXPECTED_COUNTS = {"classical_x4": 11_900_199, "classical_x2": 11_752_487, "ligh
                    "real_m_x4": 11_715_559, "real_l_x4": 28_013_059}
 
 
-def _stub_packages():
-  """Makes `basicsr.archs.swinir_arch` importable without running the package `__init__`s: package
-  modules pointing at their folders, a registry whose `register()` is the identity, and
-  stand-ins for what `arch_util` imports (torchvision and DCN ops, unused by SwinIR)."""
-  root = importlib.util.find_spec("basicsr").submodule_search_locations[0]
-  for name, path in (("basicsr", root), ("basicsr.archs", os.path.join(root, "archs"))):
-    module = types.ModuleType(name)
-    module.__path__ = [path]
-    sys.modules[name] = module
-  registry = types.ModuleType("basicsr.utils.registry")
-  registry.ARCH_REGISTRY = types.SimpleNamespace(register=lambda *a, **k: (lambda cls: cls))
-  utils = types.ModuleType("basicsr.utils")
-  utils.get_root_logger = logging.getLogger
-  dcn = types.ModuleType("basicsr.ops.dcn")
-  dcn.ModulatedDeformConvPack, dcn.modulated_deform_conv = torch.nn.Module, None
-  sys.modules.update({"basicsr.utils": utils, "basicsr.utils.registry": registry,
-                      "basicsr.ops": types.ModuleType("basicsr.ops"), "basicsr.ops.dcn": dcn,
-                      "torchvision": types.ModuleType("torchvision")})
-
-
 def perturb(model: torch.nn.Module, generator: torch.Generator) -> None:
   """Moves the params BasicSR inits to constants off them (see the module docstring)."""
   noise = lambda t: t.add_(0.1 * torch.randn(t.shape, generator=generator))
@@ -148,7 +128,7 @@ def run_padded(model, x, upscale):
 
 def main():
   torch.set_num_threads(1)
-  _stub_packages()
+  make_basicsr_golden._stub_packages()  # pylint: disable=protected-access
   swinir_cls = importlib.import_module("basicsr.archs.swinir_arch").SwinIR
   os.makedirs(OUT_DIR, exist_ok=True)
   arrays = {}
