@@ -23,13 +23,15 @@ code from the file runs). Architecture hyper-parameters are read off the tensor 
 
 Mapping (`state_dict_to_variables`): keys follow `layers.flax_param_path`; conv weights are
 transposed by `layers.torch_conv_weight_to_flax`, linear weights by `.T`, 1-D weights (PReLU
-slopes) copied; BatchNorm `weight`/`bias` -> params `scale`/`bias`, `running_mean`/`running_var`
--> batch_stats `mean`/`var` (`num_batches_tracked` dropped); spectral norm (torch
+slopes) copied, other leaves (biases, SwinIR's position tables) kept; BatchNorm `weight`/`bias`
+-> params `scale`/`bias`, `running_mean`/`running_var` -> batch_stats `mean`/`var`
+(`num_batches_tracked` dropped); LayerNorm `weight` -> `scale`; spectral norm (torch
 `nn.utils.spectral_norm`) `weight_orig` -> params `kernel`, `weight_u`/`weight_v` -> batch_stats
 `u`/`v` (v reordered by `discriminators.spectral_norm_v_to_flax`), so that eval mode computes
-torch's sigma = u^T W v. Training can also start from such files directly:
-`--config.init_from=basicsr:<G.pth>` and, for a GAN, `--config.init_d_from=basicsr:<D.pth>`
-(see `train.load_init_variables`).
+torch's sigma = u^T W v. SwinIR's buffers are not variables: `relative_position_index` is
+checked against jaxsr's, `attn_mask` dropped (recomputed per input size). Training can also
+start from such files directly: `--config.init_from=basicsr:<G.pth>` and, for a GAN,
+`--config.init_d_from=basicsr:<D.pth>` (see `train.load_init_variables`).
 """
 
 import math

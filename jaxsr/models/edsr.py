@@ -38,7 +38,7 @@ class EDSR(layers.SRModel):
   num_block: int = 16
   res_scale: float = 1.0
   img_range: float = 255.0
-  rgb_mean: tuple[float, ...] = (0.4488, 0.4371, 0.4040)
+  rgb_mean: tuple[float, ...] = layers.DIV2K_RGB_MEAN
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

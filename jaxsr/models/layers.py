@@ -86,6 +86,9 @@ def lrelu(x: jax.Array, negative_slope: float = 0.2) -> jax.Array:
   return nn.leaky_relu(x, negative_slope=negative_slope)
 
 
+# Per-channel RGB mean of DIV2K in [0, 1], subtracted from inputs by EDSR and SwinIR.
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
 # PyTorch `nn.BatchNorm2d` defaults (its momentum 0.1 weights the new batch statistic).
 TORCH_BN_MOMENTUM = 0.9
 TORCH_BN_EPS = 1e-5

@@ -38,7 +38,6 @@ ATTENTION_IMPLS = ("einsum", "dot_product_attention")
 # Scales each upsampler can build.
 UPSAMPLER_SCALES = {"pixelshuffle": (2, 3, 4, 8), "pixelshuffledirect": (2, 3, 4, 8),
                     "nearest+conv": (2, 4), "": (1,)}
-RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean, subtracted from 3-channel inputs.
 _MASK_VALUE = -100.0  # Added to the logits of token pairs from different shifted regions.
 _LN_EPS = 1e-5  # torch nn.LayerNorm.
 
@@ -88,10 +87,11 @@ def layer_norm(dtype: Dtype, param_dtype: Dtype, name: str) -> nn.LayerNorm:
   return nn.LayerNorm(epsilon=_LN_EPS, dtype=jnp.float32, param_dtype=param_dtype, name=name)
 
 
-def dense(features: int, dtype: Dtype, param_dtype: Dtype, name: str) -> nn.Dense:
+def dense(features: int, dtype: Dtype, param_dtype: Dtype, name: str,
+          use_bias: bool = True) -> nn.Dense:
   """`nn.Linear` initialised as SwinIR: truncated normal (std 0.02) kernel, zero bias."""
-  return nn.Dense(features, dtype=dtype, param_dtype=param_dtype, kernel_init=_trunc_normal,
-                  name=name)
+  return nn.Dense(features, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+                  kernel_init=_trunc_normal, name=name)
 
 
 class WindowAttention(nn.Module):
@@ -127,9 +127,8 @@ class WindowAttention(nn.Module):
       bias = bias + mask[None, None]  # [N, 1, nW, T, T]
 
     # Dense layers on 2-D [tokens, C]: XLA:CPU's gradients of 4-D dots are ~3x slower.
-    qkv = nn.Dense(3 * c, use_bias=self.qkv_bias, dtype=self.dtype,
-                   param_dtype=self.param_dtype, kernel_init=_trunc_normal,
-                   name="qkv")(x.reshape(-1, c))
+    qkv = dense(3 * c, self.dtype, self.param_dtype, "qkv",
+                use_bias=self.qkv_bias)(x.reshape(-1, c))
     # [3, N, B * nW, T, head_dim]: heads outermost, one small matmul per (head, window).
     q, k, v = qkv.reshape(b * nw, t, 3, heads, head_dim).transpose(2, 3, 0, 1, 4)
     scale = head_dim**-0.5
@@ -364,7 +363,7 @@ class SwinIR(layers.SRModel):
     super().__post_init__()
 
   def _mean(self, channels: int) -> jax.Array:
-    return jnp.asarray(RGB_MEAN if channels == 3 else 0.0, jnp.float32)
+    return jnp.asarray(layers.DIV2K_RGB_MEAN if channels == 3 else 0.0, jnp.float32)
 
   def _features(self, x: jax.Array, train: bool) -> jax.Array:
     """Deep features: RSTBs between the patch and final LayerNorms. `[B, H, W, C]`."""
