@@ -39,7 +39,11 @@ setup(
         "tqdm>=4.60",  # Progress bars of jaxsr.upscale (comes with tensorflow-datasets).
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
+        # jaxsr.export --format=onnx writes with `onnx`; jaxsr.upscale --model=x.onnx runs
+        # with onnxruntime. SavedModel / TFLite / StableHLO need nothing beyond the core.
+        "onnx": ["onnx>=1.17,<2", "onnxruntime>=1.20,<2"],
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "onnx>=1.17,<2",
+                 "onnxruntime>=1.20,<2"],
         "gpu": ["jax[cuda12]>=0.10,<0.11"],
         "tpu": ["jax[tpu]>=0.10,<0.11"],
         # bench/degrade.py's comparison with Real-ESRGAN's own code and bench/compare_basicsr.py's

@@ -75,6 +75,7 @@ def load_generator(workdir: str = "", checkpoint: str = "", which: str = "best",
 
   Returns:
     (config, model, variables); variables are {} for parameter-free models (bicubic).
+    `config.eval.checkpoint` is set to the step restored (e.g. 'best' -> '5000').
 
   Raises:
     ValueError: neither or both of workdir/checkpoint, no config.json, no such checkpoint, or a
@@ -90,7 +91,9 @@ def load_generator(workdir: str = "", checkpoint: str = "", which: str = "best",
   if dtype is not None:
     config.dtype = dtype
   model = builders.model_from_config(config)
-  variables, _ = evaluate.restore_eval_variables(config, workdir, model)
+  variables, step = evaluate.restore_eval_variables(config, workdir, model)
+  if step is not None:
+    config.eval.checkpoint = str(step)
   return config, model, variables
 
 

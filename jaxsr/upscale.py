@@ -3,6 +3,12 @@
   python -m jaxsr.upscale --workdir=<run> -i photo.png -o photo_x4.png
   python -m jaxsr.upscale --checkpoint=<run>/checkpoints/5000 -i in_dir -o out_dir \
       --tile=256 --tile_pad=10 --outscale=3.5 --bf16
+  python -m jaxsr.upscale --model=model.onnx -i photo.png -o photo_x4.png --tile=256
+
+`--model` runs an export of `python -m jaxsr.export` (.onnx in ONNX Runtime, .tflite in the
+TFLite interpreter, .stablehlo by `jax.export`, or a SavedModel directory in TF) instead of a
+training run, through the same tiling, bit-depth and alpha handling; its scale and input
+multiple come from the metadata.json written beside it.
 
 The conveniences of Real-ESRGAN's `inference_realesrgan.py`, with absl flags: `-i` a file, a
 folder (its files, sorted) or comma-separated files and folders; `-o` a folder, written as
@@ -23,16 +29,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import List  # noqa: E402
+from typing import Callable, List, Tuple  # noqa: E402
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
+import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
 
 from jaxsr import checkpointing  # noqa: E402
 from jaxsr import image_io  # noqa: E402
 from jaxsr import inference  # noqa: E402
+from jaxsr.export import runtimes  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Image file, folder, or comma-separated files/folders.",
@@ -42,6 +50,10 @@ flags.DEFINE_string("output", None, "Output folder, or output file for a single 
 flags.DEFINE_string("workdir", None, "Training run (config.json + checkpoints/).")
 flags.DEFINE_string("checkpoint", None,
                     "Instead of --workdir: <workdir>/checkpoints/<step> (config two levels up).")
+flags.DEFINE_string("model", None, "Instead of --workdir: an exported model (.onnx, .tflite, "
+                    ".stablehlo or a SavedModel directory) from python -m jaxsr.export.")
+flags.DEFINE_integer("threads", 0, "--model: intra-op threads of ONNX Runtime / TFLite "
+                     "(0: the runtime's default).")
 flags.DEFINE_string("which", "best", "Checkpoint of --workdir: best | latest | <step>.")
 flags.DEFINE_bool("use_ema", True, "Use the EMA parameters when the run kept an EMA.")
 flags.DEFINE_integer("tile", 0, "Tile side in input pixels; 0: whole image at once.",
@@ -91,6 +103,34 @@ def output_path(path: str, info: image_io.ImageInfo, folder: str, suffix: str = 
   return os.path.join(folder, f"{stem}_{suffix}.{ext}" if suffix else f"{stem}.{ext}")
 
 
+def exported_upscaler(loaded: runtimes.ExportedModel) -> Callable[[np.ndarray], np.ndarray]:
+  """`lr [h, w, 3] -> sr [h*s, w*s, 3]` float32 in [0, 1] through an exported model."""
+  return lambda lr: np.clip(loaded.run(np.ascontiguousarray(lr[None], np.float32))[0], 0.0,
+                            1.0)
+
+
+def load_upscaler() -> Tuple[str, int, Callable[[np.ndarray], np.ndarray], int]:
+  """(description, scale, sr_fn, input multiple) of --model, or of --workdir / --checkpoint;
+  ValueError / ImportError with the fix when they cannot be loaded."""
+  if FLAGS.model:
+    if FLAGS.workdir or FLAGS.checkpoint:
+      raise ValueError("Pass --model or --workdir / --checkpoint, not both.")
+    if FLAGS.bf16:
+      raise ValueError("--bf16 does not apply to --model: an export computes in the dtype it "
+                       "was exported with (python -m jaxsr.export --dtype).")
+    loaded = runtimes.load(FLAGS.model, FLAGS.threads)
+    label = f"{FLAGS.model} ({loaded.format}) x{loaded.scale}"
+    return label, loaded.scale, exported_upscaler(loaded), loaded.multiple
+  if not (FLAGS.workdir or FLAGS.checkpoint):
+    raise ValueError("Pass --workdir, --checkpoint or --model.")
+  config, model, variables = inference.load_generator(
+      FLAGS.workdir or "", FLAGS.checkpoint or "", FLAGS.which, FLAGS.use_ema,
+      dtype="bfloat16" if FLAGS.bf16 else "float32")
+  label = f"{config.model.name} x{config.scale} ({config.dtype})"
+  return (label, config.scale, inference.make_upscaler(model, variables),
+          inference.input_multiple(model))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -100,20 +140,15 @@ def main(argv):
     raise app.UsageError(f"--input={FLAGS.input}: no files")
   single_file = writes_single_file(FLAGS.input, FLAGS.output)
   try:
-    config, model, variables = inference.load_generator(
-        FLAGS.workdir or "", FLAGS.checkpoint or "", FLAGS.which, FLAGS.use_ema,
-        dtype="bfloat16" if FLAGS.bf16 else "float32")
-  except ValueError as e:
+    label, scale, sr_fn, multiple = load_upscaler()
+  except (ValueError, ImportError) as e:
     sys.exit(f"Error: {e}")
   if not single_file:
     os.makedirs(FLAGS.output, exist_ok=True)
   elif os.path.dirname(FLAGS.output):
     os.makedirs(os.path.dirname(FLAGS.output), exist_ok=True)
-  sr_fn = inference.make_upscaler(model, variables)
-  multiple = inference.input_multiple(model)
-  logging.info("%s x%d (%s), %d input file(s), tile %d, tile_pad %d, outscale %s",
-               config.model.name, config.scale, config.dtype, len(inputs), FLAGS.tile,
-               FLAGS.tile_pad, FLAGS.outscale or config.scale)
+  logging.info("%s, %d input file(s), tile %d, tile_pad %d, outscale %s", label, len(inputs),
+               FLAGS.tile, FLAGS.tile_pad, FLAGS.outscale or scale)
 
   written, skipped, failed = 0, 0, 0
   for path in tqdm.tqdm(inputs, desc="images", unit="image", disable=None):
@@ -138,7 +173,7 @@ def main(argv):
         bar.update(done - bar.n)
 
       try:
-        out = inference.upscale(sr_fn, image, config.scale, FLAGS.tile, FLAGS.tile_pad,
+        out = inference.upscale(sr_fn, image, scale, FLAGS.tile, FLAGS.tile_pad,
                                 FLAGS.outscale, FLAGS.alpha_upsampler, progress, multiple)
         image_io.write_image(dest, out, info)
       except ValueError as e:

@@ -78,7 +78,8 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int) -> jax
     return (i >= n - window).astype(jnp.int32) + (i >= n - shift).astype(jnp.int32)
 
   ids = regions(height)[:, None] * 3 + regions(width)[None, :]
-  ids = window_partition(ids[None, :, :, None], window)[0, ..., 0]  # [nW, T]
+  # [nW, T]; squeeze, not [0, ..., 0], which is a gather for symbolic sizes (export).
+  ids = jnp.squeeze(window_partition(ids[None, :, :, None], window), (0, 3))
   return jnp.where(ids[:, None, :] != ids[:, :, None], _MASK_VALUE, 0.0).astype(jnp.float32)
 
 

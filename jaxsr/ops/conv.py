@@ -17,7 +17,15 @@ On every other platform (GPU, TPU) the convolution and its gradients are XLA's o
 branch is picked by `jax.lax.platform_dependent` when the program is lowered for its device.
 
 Forward-mode autodiff (`jax.jvp`) is not available through a custom VJP.
+
+Inside `with portable():` (used by `jaxsr.export`), `conv2d_same` traces to one plain
+`lax.conv_general_dilated` instead: no platform branches or custom VJP in the program, so
+converters (TFLite, ONNX) see an ordinary convolution that runs the same on any platform.
 """
+
+import contextlib
+import contextvars
+from typing import Iterator
 
 import jax
 from jax import lax
@@ -26,6 +34,20 @@ import jax.numpy as jnp
 # Bytes of one im2col chunk `[rows, k*k*in]` in the CPU filter gradient: small enough to stay
 # in cache, large enough for an efficient matmul (1-4 MiB measured equally fast).
 _IM2COL_CHUNK_BYTES = 2 * 2**20
+
+_PORTABLE = contextvars.ContextVar("jaxsr_portable_conv", default=False)
+
+
+@contextlib.contextmanager
+def portable() -> Iterator[None]:
+  """Within this context, functions traced call plain XLA convolutions (see the module
+  docstring). It acts at trace time: a function jit-compiled or `make_jaxpr`-traced before,
+  with the same argument shapes, keeps its cached program; trace fresh functions inside."""
+  token = _PORTABLE.set(True)
+  try:
+    yield
+  finally:
+    _PORTABLE.reset(token)
 
 
 def _conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -150,4 +172,6 @@ def conv2d_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
   if x.ndim != 4 or x.shape[-1] != kernel.shape[2]:
     raise ValueError(f"conv2d_same: input {x.shape} does not match kernel {kernel.shape}")
   dtype = jnp.result_type(x, kernel)
+  if _PORTABLE.get():
+    return _conv(x.astype(dtype), kernel.astype(dtype))
   return _conv_custom_vjp(x.astype(dtype), kernel.astype(dtype))

@@ -1,0 +1,358 @@
+"""Export (`jaxsr.export`): the jaxpr -> ONNX translator rule by rule, every generator in ONNX,
+BasicSR weights through ONNX against PyTorch's outputs, StableHLO / SavedModel / TFLite in their
+runtimes, the command line and `jaxsr.upscale --model`.
+
+Every comparison runs the export in its own runtime (onnxruntime, `jax.export.deserialize`,
+`tf.saved_model.load`, the TFLite interpreter) on several sizes (odd, non-square, batch > 1)
+of the one file: sizes are dynamic.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.extend  # noqa: F401  (jax.extend.core)
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxsr import convert
+from jaxsr import inference
+from jaxsr import models
+from jaxsr.export import exporter
+from jaxsr.export import jaxpr_to_onnx
+from jaxsr.export import metadata as metadata_lib
+from jaxsr.export import onnx_export
+from jaxsr.export import program as program_lib
+from jaxsr.export import runtimes
+from jaxsr.models import layers
+
+from tests import utils
+
+TOLERANCE = 1e-4
+# Sizes in units of the model's input multiple: (batch, height, width).
+SHAPES = ((2, 3, 5), (1, 7, 2))
+
+
+def _onnx_run(model_proto):
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+  session = ort.InferenceSession(model_proto.SerializeToString())
+  return lambda x: session.run(None, {"input": x})[0]
+
+
+def _assert_matches(run, apply, multiple=1, shapes=SHAPES, tolerance=TOLERANCE, seed=0):
+  rng = np.random.default_rng(seed)
+  for batch, h, w in shapes:
+    x = rng.random((batch, h * multiple, w * multiple, 3), np.float32)
+    expected = np.asarray(apply(x))
+    got = run(x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=tolerance, rtol=0)
+
+
+# --- The translator, rule by rule: functions of x [b, h, w, 3] with symbolic sizes.
+
+def _conv(x, kernel, **kwargs):
+  return lax.conv_general_dilated(x, kernel, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                  **kwargs)
+
+
+_W = np.random.default_rng(1).normal(size=(3, 3, 3, 6)).astype(np.float32)
+_G = np.random.default_rng(2).normal(size=(3, 3, 1, 6)).astype(np.float32)
+_M = np.random.default_rng(3).normal(size=(3, 4)).astype(np.float32)
+_T = np.random.default_rng(4).normal(size=(4, 4, 6, 3)).astype(np.float32)
+FUNCTIONS = {
+    "elementwise_and_lazy_broadcasts": lambda x: (
+        jnp.maximum(x * 2.0 + jnp.arange(3.0), 0.5) - jnp.abs(x - 0.3) / (1.0 + x**2)
+        + jnp.exp(-x) * jnp.sqrt(x + 1) + lax.rsqrt(x + 1) + jnp.tanh(x) + jax.nn.sigmoid(x)),
+    "compare_select_round_rem": lambda x: (
+        jnp.where((x > 0.5) & (x != 0.25), x, -x) + jnp.round(x * 7) + lax.round(
+            x * 5 - 2, lax.RoundingMethod.AWAY_FROM_ZERO) + lax.rem(x * 7 - 3, 2.0)
+        + jnp.clip(x, 0.2, 0.7) + (x >= 0.5).astype(jnp.float32)),
+    "reshape_transpose_pixel_shuffle": lambda x: layers.pixel_unshuffle(
+        layers.pixel_shuffle(jnp.concatenate([x] * 4, axis=-1), 2), 2),
+    "pads_slices_reverse": lambda x: (
+        jnp.pad(x, ((0, 0), (1, 1), (1, 0), (0, 0)), mode="reflect")[:, 2:, 1:]
+        + jnp.flip(x, (1, 2))
+        + lax.pad(x, 0.5, ((0, 0, 0), (-1, 2, 0), (1, -1, 0), (0, 0, 0)))[:, 1:]),
+    "iota_and_sizes": lambda x: (x + jnp.arange(x.shape[1])[None, :, None, None] * 0.1
+                                 + x.shape[2] * 0.01 - jnp.arange(x.shape[2])[:, None] * 0.02),
+    "reductions_softmax_gelu": lambda x: (
+        jax.nn.softmax(x * 3, axis=-1) + jax.nn.gelu(x, approximate=False)
+        + x.mean(axis=(1, 2), keepdims=True) + x.max(axis=2, keepdims=True)
+        + x.min(axis=1, keepdims=True)),
+    "dot_general": lambda x: (
+        jnp.einsum("bhwc,cd->bhwd", x, _M)[..., :3]
+        + jnp.einsum("bhwc,bhvc->bhwv", x, x).mean(axis=-1, keepdims=True)),
+    "convolutions": lambda x: jnp.concatenate([
+        _conv(x, _W, window_strides=(1, 1), padding=((1, 1), (1, 1))),
+        _conv(x, _W, window_strides=(1, 1), padding=((2, 2), (2, 2)), rhs_dilation=(2, 2)),
+        _conv(jnp.concatenate([x] * 2, axis=-1)[..., :3], _G, window_strides=(1, 1),
+              padding=((1, 1), (1, 1)), feature_group_count=3),
+    ], axis=-1),
+    "strided_and_transposed_convolutions": lambda x: _conv(  # Down x2, then up x2.
+        _conv(x, _W, window_strides=(2, 2), padding=((1, 1), (1, 1))), _T,
+        window_strides=(1, 1), padding=((2, 2), (2, 2)), lhs_dilation=(2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_translator_rules_match_jax_on_several_sizes(name):
+  fn = FUNCTIONS[name]
+  multiple = 2
+  b, h, w = jax.export.symbolic_shape("b, h, w")
+  closed = jax.make_jaxpr(fn)(jax.ShapeDtypeStruct((b, 2 * h, 2 * w, 3), jnp.float32))
+  proto = jaxpr_to_onnx.convert(closed, {"b": (0, 1), "h": (1, 2), "w": (2, 2)})
+  _assert_matches(_onnx_run(proto), jax.jit(fn), multiple, tolerance=1e-5)
+
+
+def test_unsupported_primitive_is_named():
+  closed = jax.make_jaxpr(lambda x: jnp.sort(x, axis=1))(jnp.zeros((1, 4, 4, 3)))
+  with pytest.raises(jaxpr_to_onnx.UnsupportedError, match="'sort'"):
+    jaxpr_to_onnx.convert(closed, {})
+
+
+# --- Every generator, random weights (BatchNorm statistics included), through ONNX.
+
+GENERATORS = {
+    "msrresnet_x4": ("msrresnet", 4, dict(num_feat=8, num_block=2)),
+    "msrresnet_x3": ("msrresnet", 3, dict(num_feat=8, num_block=1)),
+    "edsr_x2": ("edsr", 2, dict(num_feat=8, num_block=2)),
+    "rrdbnet_x4": ("rrdbnet", 4, dict(num_feat=8, num_block=1, num_grow_ch=4)),
+    "rrdbnet_x2": ("rrdbnet", 2, dict(num_feat=8, num_block=1, num_grow_ch=4)),
+    "rrdbnet_x1": ("rrdbnet", 1, dict(num_feat=8, num_block=1, num_grow_ch=4)),
+    "srvgg_x4": ("srvgg", 4, dict(num_feat=8, num_conv=2)),
+    "seed_x2": ("seed", 2, dict(num_feat=4, kernel_size=3)),
+    "swinir_x2": ("swinir", 2, dict(embed_dim=8, depths=(2,), num_heads=(2,), window_size=4,
+                                    num_feat=8)),
+    "swinir_light_x4": ("swinir", 4, dict(embed_dim=8, depths=(2, 2), num_heads=(2, 2),
+                                          window_size=4, upsampler="pixelshuffledirect")),
+    "swinir_real_x4": ("swinir", 4, dict(embed_dim=8, depths=(2,), num_heads=(2,),
+                                         window_size=4, upsampler="nearest+conv",
+                                         resi_connection="3conv", num_feat=8)),
+}
+
+
+def _generator(key, dtype=jnp.float32):
+  name, scale, options = GENERATORS[key]
+  model = models.create_model(name, scale, dtype=dtype, **options)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  # Non-trivial BatchNorm statistics: the export must use the running averages.
+  variables = jax.tree_util.tree_map_with_path(
+      lambda path, v: v + 0.1 * jnp.cos(jnp.arange(v.size).reshape(v.shape))
+      if "batch_stats" in jax.tree_util.keystr(path) else v, variables)
+  return program_lib.InferenceProgram(model, variables, inference.input_multiple(model))
+
+
+@pytest.mark.parametrize("key", sorted(GENERATORS))
+def test_every_generator_exports_to_onnx_with_dynamic_sizes(key):
+  program = _generator(key)
+  proto = onnx_export.program_to_onnx(program)
+  (dims,) = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+             for i in proto.graph.input]
+  assert dims == ["batch", "height", "width", 3]
+  assert proto.opset_import[0].version == onnx_export.OPSET == 18
+  _assert_matches(_onnx_run(proto), jax.jit(program.float_fn()), program.multiple)
+
+
+def test_float16_onnx_matches_jaxsr_float16():
+  program = _generator("msrresnet_x4", dtype=jnp.float16)
+  proto = onnx_export.program_to_onnx(program)
+  _assert_matches(_onnx_run(proto), jax.jit(program.float_fn()), shapes=SHAPES[:1],
+                  tolerance=exporter.tolerance("float16"))
+
+
+# --- Real weights: BasicSR / Real-ESRGAN / SwinIR fixtures (imported by jaxsr.convert) through
+# ONNX give PyTorch's own outputs (tests/data/make_basicsr_golden.py, make_swinir_golden.py).
+
+BASICSR = {"msrresnet_x4": "msrresnet", "rrdbnet_x2": "rrdbnet", "srvgg_x4": "srvgg",
+           "edsr_x2": "edsr"}
+
+
+@pytest.mark.parametrize("name", sorted(BASICSR) + ["swinir/light_x4", "swinir/real_x4_3conv"])
+def test_imported_weights_through_onnx_give_pytorch_outputs(data_dir, tmp_path, name):
+  arch = BASICSR.get(name, "swinir")
+  hparams, variables = convert.load_basicsr_variables(
+      str(data_dir / ("basicsr" if arch != "swinir" else "") / f"{name}.pth"), arch)
+  model = convert.create_module(arch, hparams)
+  program = program_lib.InferenceProgram(model, variables, inference.input_multiple(model))
+  path = tmp_path / "model.onnx"
+  path.write_bytes(onnx_export.program_to_onnx(program).SerializeToString())
+  run = runtimes._onnx_runner(str(path), threads=0)  # pylint: disable=protected-access
+  if arch == "swinir":  # Odd sizes, padded to the window as the official test code does.
+    golden = np.load(data_dir / "swinir_golden.npz")
+    key = name.split("/")[1]
+    cases = [(golden[f"{key}/input_{i}"], golden[f"{key}/output_{i}"]) for i in range(3)]
+  else:
+    golden = np.load(data_dir / "basicsr" / f"{name}.npz")
+    cases = [(golden["input"].astype(np.float32) / 255, golden["output"])]
+  for x, expected in cases:
+    got = np.stack([inference.upscale_image(lambda lr: run(lr[None])[0], image, model.scale,
+                                            multiple=program.multiple) for image in x])
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+
+
+# --- StableHLO, SavedModel and TFLite, each in its runtime.
+
+def _meta(program, fmt):
+  return metadata_lib.build(fmt, "test", {}, program.scale, program.multiple, program.dtype,
+                            {}, "test")
+
+
+@pytest.mark.parametrize("fmt,key", [
+    ("stablehlo", "rrdbnet_x2"), ("stablehlo", "seed_x2"), ("stablehlo", "swinir_x2"),
+    ("savedmodel", "rrdbnet_x2"), ("savedmodel", "seed_x2"), ("savedmodel", "swinir_x2"),
+    ("tflite", "rrdbnet_x2"), ("tflite", "swinir_x2"), ("tflite", "srvgg_x4"),
+])
+def test_formats_run_in_their_runtimes_on_several_sizes(tmp_path, fmt, key):
+  program = _generator(key)
+  output = str(tmp_path / ("savedmodel" if fmt == "savedmodel" else f"model.{fmt}"))
+  meta_path, meta = exporter.export(program, fmt, output, _meta(program, fmt))
+  assert meta_path == metadata_lib.path_for(output) and os.path.isfile(meta_path)
+  loaded = runtimes.load(output)
+  assert (loaded.format, loaded.scale, loaded.multiple) == (fmt, program.scale,
+                                                            program.multiple)
+  _assert_matches(loaded.run, jax.jit(program.float_fn()), program.multiple)
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
+def test_uint8_signature_is_the_quantized_float_output(tmp_path, fmt):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  program = _generator("msrresnet_x3")
+  output = str(tmp_path / ("sm" if fmt == "savedmodel" else "m.tflite"))
+  exporter.export(program, fmt, output, _meta(program, fmt))
+  if fmt == "savedmodel":
+    serve = tf.saved_model.load(output).signatures["serving_uint8"]
+    run = lambda x: serve(input=tf.constant(x))["output"].numpy()
+  else:
+    runner = tf.lite.Interpreter(model_path=output).get_signature_runner("serving_uint8")
+    run = lambda x: runner(input=x)["output"]
+  x = (np.random.default_rng(0).random((2, 5, 7, 3)) * 255).astype(np.uint8)
+  got = run(x)
+  assert got.dtype == np.uint8 and got.shape == (2, 15, 21, 3)
+  expected = np.asarray(jax.jit(program.float_fn())(x.astype(np.float32) / 255))
+  np.testing.assert_array_equal(got, np.round(np.clip(expected, 0, 1) * 255).astype(np.uint8))
+
+
+def test_stablehlo_runs_in_a_process_without_jaxsr(tmp_path):
+  program = _generator("swinir_light_x4")
+  path = tmp_path / "model.stablehlo"
+  exporter.export(program, "stablehlo", str(path), _meta(program, "stablehlo"))
+  x = np.random.default_rng(0).random((3, 8, 12, 3), np.float32)
+  np.save(tmp_path / "x.npy", x)
+  code = ("import sys, numpy as np, jax\n"
+          f"exp = jax.export.deserialize(bytearray(open({str(path)!r}, 'rb').read()))\n"
+          f"np.save({str(tmp_path / 'y.npy')!r}, np.asarray(exp.call(np.load("
+          f"{str(tmp_path / 'x.npy')!r}))))\n"
+          "assert not [m for m in sys.modules if m.startswith('jaxsr')], 'jaxsr imported'\n"
+          "print(sorted(exp.platforms))\n")
+  result = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True,
+                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "['cpu', 'cuda', 'tpu']" in result.stdout
+  np.testing.assert_allclose(np.load(tmp_path / "y.npy"),
+                             np.asarray(jax.jit(program.float_fn())(x)), atol=TOLERANCE)
+
+
+def test_formats_refuse_dtypes_they_cannot_hold(tmp_path):
+  program = _generator("msrresnet_x3", dtype=jnp.bfloat16)
+  for fmt in ("onnx", "tflite"):
+    with pytest.raises(exporter.ExportError, match="--dtype="):
+      exporter.export(program, fmt, str(tmp_path / f"m.{fmt}"), _meta(program, fmt))
+    assert not os.path.exists(tmp_path / f"m.{fmt}")
+
+
+# --- The command line and `jaxsr.upscale --model`.
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+  """A converted Real-ESRGAN SRVGGNetCompact x4 run (tests/data/basicsr/srvgg_x4.pth)."""
+  workdir = tmp_path_factory.mktemp("run") / "w"
+  path = os.path.join(os.path.dirname(__file__), "data", "basicsr", "srvgg_x4.pth")
+  convert.convert(path, "srvgg", str(workdir))
+  return workdir
+
+
+def test_cli_exports_verifies_and_writes_metadata(run_dir, tmp_path):
+  output = tmp_path / "out" / "sr.onnx"
+  result = utils.run_module("jaxsr.export", f"--workdir={run_dir}", "--format=onnx",
+                            f"--output={output}")
+  assert "Verified in its runtime" in result.stderr
+  meta = json.loads((tmp_path / "out" / "sr.onnx.metadata.json").read_text())
+  assert meta["format"] == "onnx" and meta["opset"] == 18
+  assert meta["model"]["name"] == "srvgg" and meta["model"]["num_conv"] == 2
+  assert (meta["scale"], meta["input_multiple"], meta["dtype"]) == (4, 1, "float32")
+  assert meta["source"]["step"] == 0 and meta["source"]["workdir"] == str(run_dir)
+  assert meta["command"].startswith("python -m jaxsr.export --workdir=")
+  assert meta["input"]["range"] == [0.0, 1.0] and meta["output"]["clipped"] is False
+
+  # upscale --model gives what upscale --workdir gives (8-bit levels), with alpha and tiles.
+  source = tmp_path / "in.png"
+  rgba = (np.random.default_rng(0).random((13, 18, 4)) * 255).astype(np.uint8)
+  Image.fromarray(rgba, "RGBA").save(source)
+  for flag in (f"--model={output}", f"--workdir={run_dir}"):
+    utils.run_module("jaxsr.upscale", flag, f"--input={source}",
+                     f"--output={tmp_path / (flag[2:7] + '.png')}", "--tile=7", "--tile_pad=4")
+  by_model = np.asarray(Image.open(tmp_path / "model.png"))
+  assert by_model.shape == (52, 72, 4)
+  np.testing.assert_array_equal(by_model, np.asarray(Image.open(tmp_path / "workd.png")))
+
+
+def test_cli_errors_are_one_clear_message(run_dir, tmp_path):
+  def fails(module, *args):
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                            text=True, cwd=utils.REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+  assert "No config.json" in fails("jaxsr.export", f"--workdir={tmp_path}", "--format=onnx")
+  assert "--dtype=float32" in fails("jaxsr.export", f"--workdir={run_dir}", "--format=tflite",
+                                    "--dtype=bfloat16", f"--output={tmp_path / 'm.tflite'}")
+  (tmp_path / "m.xyz").write_bytes(b"")
+  assert "Cannot tell the format" in fails("jaxsr.upscale", f"--model={tmp_path / 'm.xyz'}",
+                                           f"--input={tmp_path}", f"--output={tmp_path}")
+
+
+def test_bicubic_has_nothing_to_export():
+  config = utils.tiny_config("")
+  config.model.name = "bicubic"
+  with pytest.raises(exporter.ExportError, match="no trained parameters"):
+    exporter.program_from_generator(config, models.create_model("bicubic", 2), {})
+
+
+def test_an_onnx_file_without_sidecar_reads_its_own_metadata(tmp_path):
+  program = _generator("rrdbnet_x2")
+  path = tmp_path / "m.onnx"
+  exporter.export(program, "onnx", str(path), _meta(program, "onnx"))
+  os.remove(metadata_lib.path_for(str(path)))
+  loaded = runtimes.load(str(path))
+  assert (loaded.scale, loaded.multiple, loaded.metadata["scale"]) == (2, 2, 2)
+  image = np.random.default_rng(0).random((9, 11, 3)).astype(np.float32)
+  sr = inference.upscale_image(lambda lr: loaded.run(lr[None])[0], image, 2, multiple=2)
+  expected = inference.upscale_image(inference.make_upscaler(program.model, program.variables),
+                                     image, 2, multiple=2)
+  np.testing.assert_allclose(np.clip(sr, 0, 1), expected, atol=TOLERANCE)
+
+
+def test_tflite_refuses_transposed_convolutions_with_a_clear_error(tmp_path):
+  program = _generator("seed_x2")
+  with pytest.raises(ValueError, match="transposed convolutions.*--format=onnx"):
+    exporter.export(program, "tflite", str(tmp_path / "m.tflite"), _meta(program, "tflite"))
+  assert not os.path.exists(tmp_path / "m.tflite")
+
+
+def test_portable_convolutions_trace_to_one_plain_convolution():
+  from jaxsr.ops import conv  # pylint: disable=g-import-not-at-top
+  x, kernel = jnp.ones((1, 5, 6, 3)), jnp.ones((3, 3, 3, 4))
+  names = lambda closed: sorted({e.primitive.name for e in program_lib.equations(closed)})
+  # Fresh functions: make_jaxpr caches traces by function (see `portable`'s docstring).
+  assert "custom_vjp_call" in names(jax.make_jaxpr(lambda *a: conv.conv2d_same(*a))(x, kernel))
+  with conv.portable():
+    portable = jax.make_jaxpr(lambda *a: conv.conv2d_same(*a))(x, kernel)
+  assert names(portable) == ["conv_general_dilated"]
+  np.testing.assert_allclose(jax.extend.core.jaxpr_as_fun(portable)(x, kernel)[0],
+                             conv.conv2d_same(x, kernel), atol=1e-5)
