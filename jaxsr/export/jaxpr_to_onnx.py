@@ -11,8 +11,8 @@ Dynamic sizes. The input's shape holds dimension variables (`jax.export.symbolic
 `(b, 4*h, 4*w, 3)`); `dim_vars` says where each is read: name -> (input axis, multiple), so
 `h = Shape(input)[1] / 4`. Every symbolic size in the program (reshape targets, iota lengths,
 slice bounds) is a polynomial in these variables with floordiv / mod / max / min factors;
-`_evaluate_dim` turns it into int64 `[1]` tensors (`_Dim`), reading the structure of JAX's
-`_DimExpr` (jax 0.10; private, hence pinned by setup.py's jax range).
+`onnx_graph.evaluate_dim` turns it into int64 `[1]` tensors (`Dim`), reading the structure
+of JAX's `_DimExpr` (jax 0.10; private, hence pinned by setup.py's jax range).
 
 Broadcasts. `broadcast_in_dim` to a larger shape is kept lazy ("partial": the ONNX tensor has
 size-1 axes where the jaxpr value is larger) and left to ONNX's multidirectional broadcasting in
