@@ -356,3 +356,14 @@ def test_portable_convolutions_trace_to_one_plain_convolution():
   assert names(portable) == ["conv_general_dilated"]
   np.testing.assert_allclose(jax.extend.core.jaxpr_as_fun(portable)(x, kernel)[0],
                              conv.conv2d_same(x, kernel), atol=1e-5)
+
+
+@pytest.mark.parametrize("key,activation", [("rrdbnet_x4", "LeakyRelu"), ("srvgg_x4", "PRelu")])
+def test_onnx_graph_fuses_bias_and_activation_into_ops_runtimes_fuse(key, activation):
+  proto = onnx_export.program_to_onnx(_generator(key))
+  ops = [n.op_type for n in proto.graph.node]
+  convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+  assert activation in ops and "Where" not in ops
+  assert convs and all(len(n.input) == 3 for n in convs)  # Bias inside every Conv.
+  used = {i for n in proto.graph.node for i in n.input}
+  assert all(i.name in used for i in proto.graph.initializer)

@@ -159,10 +159,12 @@ def convert(closed_jaxpr: jex_core.ClosedJaxpr, dim_vars: Mapping[str, Tuple[int
         name, helper.np_dtype_to_tensor_dtype(np.dtype(aval.dtype)),
         [int(d) if isinstance(d, (int, np.integer)) else d for d in dims])
 
-  onnx_graph = helper.make_graph(graph.nodes, "jaxsr",
+  nodes = graph.without_dead_nodes([output_name])
+  used = {name for node in nodes for name in node.input}
+  onnx_graph = helper.make_graph(nodes, "jaxsr",
                                  [value_info(input_name, in_aval, input_dim_names)],
                                  [value_info(output_name, out_aval, output_dim_names)],
-                                 initializer=graph.initializers)
+                                 initializer=[i for i in graph.initializers if i.name in used])
   model = helper.make_model(onnx_graph, producer_name=producer, doc_string=doc,
                             opset_imports=[helper.make_opsetid("", opset)])
   model.ir_version = min(model.ir_version, 10)  # Readable by onnxruntime >= 1.20.

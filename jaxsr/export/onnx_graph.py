@@ -38,14 +38,27 @@ class Graph:
     self._counter = itertools.count()
     self._consts: Dict[Tuple, str] = {}
     self._alive: List[Any] = []  # Keeps ids of deduplicated large values unique.
+    self.producers: Dict[str, onnx.NodeProto] = {}  # Output name -> node.
+    self.const_values: Dict[str, np.ndarray] = {}  # Initializer name -> value.
 
   def fresh(self, prefix: str) -> str:
     return f"{prefix}_{next(self._counter)}"
 
   def node(self, op: str, inputs: Sequence[str], num_outputs: int = 1, **attrs) -> Any:
     outputs = [self.fresh(op.lower()) for _ in range(num_outputs)]
-    self.nodes.append(helper.make_node(op, list(inputs), outputs, name=outputs[0], **attrs))
+    node = helper.make_node(op, list(inputs), outputs, name=outputs[0], **attrs)
+    self.nodes.append(node)
+    self.producers.update((o, node) for o in outputs)
     return outputs[0] if num_outputs == 1 else outputs
+
+  def without_dead_nodes(self, outputs: Sequence[str]) -> List[onnx.NodeProto]:
+    """The nodes that `outputs` depend on (rules may leave nodes a fused op replaced)."""
+    needed, live = set(outputs), []
+    for node in reversed(self.nodes):
+      if any(o in needed for o in node.output):
+        live.append(node)
+        needed.update(node.input)
+    return live[::-1]
 
   def const(self, value: Any, dtype: Any = None) -> str:
     """An initializer holding `value` (deduplicated by content for small arrays, by identity
@@ -58,6 +71,7 @@ class Graph:
     if key not in self._consts:
       name = self.fresh("const")
       self.initializers.append(numpy_helper.from_array(array.copy(order="C"), name))
+      self.const_values[name] = array
       self._consts[key] = name
       self._alive.append(value)
     return self._consts[key]

@@ -62,6 +62,37 @@ def _unary(t, eqn, inputs, build: Callable[[str], str]) -> Tensor:
   return _elementwise_result(t, eqn, inputs, build(t.name(inputs[0])))
 
 
+@_rule("add")
+def _add(t, eqn, inputs, **_):
+  """Add; a constant per-channel bias added to a convolution's output goes into its Conv."""
+  names = [t.name(v) for v in inputs]
+  for conv_out, bias in (names, names[::-1]):
+    fused = _conv_with_bias(t.graph, conv_out, bias)
+    if fused is not None:
+      return _elementwise_result(t, eqn, inputs, fused)
+  return _elementwise_result(t, eqn, inputs, t.graph.node("Add", names))
+
+
+def _conv_with_bias(g, conv_out: str, bias: str):
+  """`Transpose(Conv(x, W))` + b, b constant `[1, ..., 1, C]` on the Transpose's channel axis,
+  as `Transpose(Conv(x, W, b))`; None when the operands are not that pattern."""
+  transpose = g.producers.get(conv_out)
+  value = g.const_values.get(bias)
+  if transpose is None or transpose.op_type != "Transpose" or value is None:
+    return None
+  conv = g.producers.get(transpose.input[0])
+  perm = list(next(a.ints for a in transpose.attribute if a.name == "perm"))
+  if (conv is None or conv.op_type not in ("Conv", "ConvTranspose") or len(conv.input) != 2
+      or value.ndim != len(perm) or value.dtype.kind != "f"):
+    return None
+  channel_axis = perm.index(1)  # Where the Conv's channel axis went.
+  if any(n != 1 for i, n in enumerate(value.shape) if i != channel_axis):
+    return None
+  attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+  new_conv = g.node(conv.op_type, [*conv.input, g.const(value.reshape(-1))], **attrs)
+  return g.node("Transpose", [new_conv], perm=perm)
+
+
 @_rule("ne")
 def _ne(t, eqn, inputs, **_):
   equal = t.graph.node("Equal", [t.name(v) for v in inputs])
@@ -111,8 +142,26 @@ def _select_n(t, eqn, inputs, **_):
   if len(inputs) != 3 or inputs[0].dtype != np.bool_:
     raise UnsupportedError("ONNX export: select_n with other than a boolean and two cases.")
   pred, case0, case1 = inputs
-  return _elementwise_result(t, eqn, inputs, t.graph.node(
+  fused = _leaky_relu(t.graph, t.name(pred), t.name(case0), t.name(case1))
+  return _elementwise_result(t, eqn, inputs, fused or t.graph.node(
       "Where", [t.name(pred), t.name(case1), t.name(case0)]))
+
+
+def _leaky_relu(g, pred: str, negative: str, x: str):
+  """`where(x >= 0, x, slope * x)` (Flax's leaky_relu, SRVGG's PReLU) as ONNX LeakyRelu (scalar
+  slope) or PRelu (per-channel), which ONNX Runtime fuses into the preceding Conv; None when
+  the operands are not that pattern."""
+  compare, scaled = g.producers.get(pred), g.producers.get(negative)
+  if (compare is None or scaled is None or compare.op_type != "GreaterOrEqual"
+      or scaled.op_type != "Mul" or compare.input[0] != x or x not in scaled.input):
+    return None
+  zero = g.const_values.get(compare.input[1])
+  slope = g.const_values.get(scaled.input[1] if scaled.input[0] == x else scaled.input[0])
+  if zero is None or slope is None or np.any(zero != 0) or slope.dtype.kind != "f":
+    return None
+  if slope.size == 1:
+    return g.node("LeakyRelu", [x], alpha=float(slope.reshape(-1)[0]))
+  return g.node("PRelu", [x, g.const(slope)])
 
 
 @_rule("clamp")
@@ -324,20 +373,32 @@ def _conv(t, eqn, inputs, window_strides, padding, lhs_dilation, rhs_dilation,
 
 @_rule("dot_general")
 def _dot_general(t, eqn, inputs, dimension_numbers, **_):
+  """MatMul when there are no batch dimensions and the right side is a matrix contracted on one
+  axis (dense layers, resize matrices; ONNX Runtime's Einsum is slower there); else Einsum."""
   (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
   lhs, rhs = inputs
-  letters = iter("abcdefghijklmnopqrstuvwxyz")
-  lhs_letters = [next(letters) for _ in lhs.shape]
-  rhs_letters = [None] * len(rhs.shape)
-  for i, j in itertools.chain(zip(lhs_contract, rhs_contract), zip(lhs_batch, rhs_batch)):
-    rhs_letters[j] = lhs_letters[i]
-  rhs_letters = [c or next(letters) for c in rhs_letters]
-  out = ([lhs_letters[i] for i in lhs_batch]
-         + [c for i, c in enumerate(lhs_letters) if i not in lhs_contract + lhs_batch]
-         + [c for j, c in enumerate(rhs_letters) if j not in rhs_contract + rhs_batch])
-  equation = f"{''.join(lhs_letters)},{''.join(rhs_letters)}->{''.join(out)}"
-  result = t.graph.node("Einsum", [t.full(lhs), t.full(rhs)], equation=equation)
+  g = t.graph
+  if not lhs_batch and len(rhs.shape) == 2 and len(lhs_contract) == 1:
+    (i,), (j,) = lhs_contract, rhs_contract
+    perm = [d for d in range(len(lhs.shape)) if d != i] + [i]
+    lhs_name = t.full(lhs)
+    if perm != list(range(len(lhs.shape))):
+      lhs_name = g.node("Transpose", [lhs_name], perm=perm)
+    rhs_name = t.full(rhs) if j == 0 else g.node("Transpose", [t.full(rhs)], perm=[1, 0])
+    result = g.node("MatMul", [lhs_name, rhs_name])
+  else:
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    lhs_letters = [next(letters) for _ in lhs.shape]
+    rhs_letters = [None] * len(rhs.shape)
+    for i, j in itertools.chain(zip(lhs_contract, rhs_contract), zip(lhs_batch, rhs_batch)):
+      rhs_letters[j] = lhs_letters[i]
+    rhs_letters = [c or next(letters) for c in rhs_letters]
+    out = ([lhs_letters[i] for i in lhs_batch]
+           + [c for i, c in enumerate(lhs_letters) if i not in lhs_contract + lhs_batch]
+           + [c for j, c in enumerate(rhs_letters) if j not in rhs_contract + rhs_batch])
+    equation = f"{''.join(lhs_letters)},{''.join(rhs_letters)}->{''.join(out)}"
+    result = g.node("Einsum", [t.full(lhs), t.full(rhs)], equation=equation)
   dtype = _out(eqn)[1]
   if np.dtype(lhs.dtype) != dtype:  # preferred_element_type.
-    result = t.graph.node("Cast", [result], to=helper.np_dtype_to_tensor_dtype(dtype))
+    result = g.node("Cast", [result], to=helper.np_dtype_to_tensor_dtype(dtype))
   return result
