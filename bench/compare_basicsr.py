@@ -76,11 +76,13 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
+
+from peer_process import cpu_info, error_text  # noqa: E402  (bench/)
+import peer_process  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -97,26 +99,6 @@ _IMPL_FIELDS = {"name", "attention"}
 
 
 # ----------------------------------------------------------------------------- helpers (both)
-
-def cpu_info() -> dict:
-  """CPU model ('model name' of /proc/cpuinfo), AVX-512F / AVX2 flags, usable cores."""
-  model, flags = None, None
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model is None:
-          model = value.strip()
-        elif key == "flags" and flags is None:
-          flags = set(value.split())
-  except OSError:
-    pass
-  flags = flags or set()
-  return {"cpu_model": model or platform.processor() or "unknown",
-          "avx512f": "avx512f" in flags, "avx2": "avx2" in flags,
-          "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else os.cpu_count()}
 
 
 # ----------------------------------------------------------------------------- torch side
@@ -198,20 +180,8 @@ def torch_child(spec_path: str, out_path: str) -> None:
 
 
 def run_torch(spec: dict, torch_python: str) -> dict:
-  with tempfile.TemporaryDirectory(prefix="compare_basicsr_spec_") as tmp:
-    spec_path, out_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "result.json")
-    with open(spec_path, "w") as f:
-      json.dump(spec, f)
-    proc = subprocess.run([torch_python, os.path.abspath(__file__), "--_torch_child",
-                           spec_path, out_path], stdout=sys.stderr, stderr=subprocess.PIPE,
-                          text=True)
-    sys.stderr.write(proc.stderr)
-    if proc.returncode or not os.path.exists(out_path):
-      lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-      raise RuntimeError(f"torch process ({torch_python}) exited {proc.returncode}: "
-                         + (lines[-1] if lines else "no output"))
-    with open(out_path) as f:
-      return json.load(f)
+  return peer_process.run_torch(__file__, spec, torch_python, "compare_basicsr_spec_",
+                                chdir=False)
 
 
 # ----------------------------------------------------------------------------- jaxsr side
@@ -407,10 +377,6 @@ def jax_versions() -> dict:
   return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
           "optax": optax.__version__, "jaxsr": jaxsr.__version__, "numpy": np.__version__,
           "python": platform.python_version()}
-
-
-def error_text(e: BaseException) -> str:
-  return f"{type(e).__name__}: {e}".strip()
 
 
 def main() -> None:

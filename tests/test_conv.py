@@ -123,3 +123,28 @@ def test_backward_is_chosen_per_lowering_platform(platform, num_convs, num_loops
 def test_rejects_unsupported_shapes(x_shape, kernel_shape):
   with pytest.raises(ValueError):
     conv.conv2d_same(jnp.zeros(x_shape), jnp.zeros(kernel_shape))
+
+
+def test_concat_conv_equals_the_convolution_of_the_concatenation_with_its_gradients():
+  rng = np.random.default_rng(0)
+  parts = [jnp.asarray(rng.normal(size=(2, 7, 6, c)), jnp.float32) for c in (5, 3, 4)]
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 12, 6)), jnp.float32)
+  cot = jnp.asarray(rng.normal(size=(2, 7, 6, 6)), jnp.float32)
+
+  def loss(fn):
+    return lambda ps, k: jnp.sum(fn(ps, k) * cot)
+
+  split = lambda ps, k: conv.conv2d_same_concat(ps, k)
+  whole = lambda ps, k: conv.conv2d_same(jnp.concatenate(ps, -1), k)
+  np.testing.assert_allclose(jax.jit(split)(parts, kernel), whole(parts, kernel), atol=1e-4)
+  got = jax.jit(jax.grad(loss(split), argnums=(0, 1)))(parts, kernel)
+  want = jax.grad(loss(whole), argnums=(0, 1))(parts, kernel)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, w, atol=1e-3, rtol=1e-5)
+  # On CPU the forward is one convolution per part (no concatenate); portable: one, concatenated.
+  eqns = lambda closed: [e.primitive.name for e in closed.eqns]
+  with conv.portable():
+    portable = jax.make_jaxpr(lambda ps, k: conv.conv2d_same_concat(ps, k))(parts, kernel)
+  assert eqns(portable).count("concatenate") == 1
+  with pytest.raises(ValueError, match="do not concatenate"):
+    conv.conv2d_same_concat([parts[0], parts[1][:, :3]], kernel[:, :, :8])

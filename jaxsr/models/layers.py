@@ -154,21 +154,34 @@ class Conv2d(nn.Module):
     return kernel
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """`[B, H, W, in]` -> `[B, H', W', features]` in `dtype` (H' = H at stride 1, 'same')."""
+  def __call__(self, x: jax.Array | Sequence[jax.Array]) -> jax.Array:
+    """`[B, H, W, in]` -> `[B, H', W', features]` in `dtype` (H' = H at stride 1, 'same').
+
+    `x` may also be a list or tuple of parts `[B, H, W, in_i]` that stand for their
+    concatenation along channels (in = sum in_i; the kernel is the same): a dense block's
+    input. Stride-1 'same' convolutions then skip the concatenation on CPU
+    (`conv_ops.conv2d_same_concat`).
+    """
+    parts = tuple(x) if isinstance(x, (list, tuple)) else (x,)
+    in_features = sum(part.shape[-1] for part in parts)
     k = self.kernel_size
-    fan_in = k * k * x.shape[-1]
+    fan_in = k * k * in_features
     if self.init_scale is None:
       kernel_init, bias_init = torch_default_kernel_init, torch_default_bias_init(fan_in)
     else:
       kernel_init, bias_init = kaiming_normal_init(self.init_scale), nn.initializers.zeros
-    kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features),
+    kernel = self.param("kernel", kernel_init, (k, k, in_features, self.features),
                         self.param_dtype)
     kernel = self.transform_kernel(kernel)
     bias = (self.param("bias", bias_init, (self.features,), self.param_dtype)
             if self.use_bias else None)
-    x, kernel, bias = flax_dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv2d(x, kernel, self.stride, self.padding)
+    *parts, kernel, bias = flax_dtypes.promote_dtype(*parts, kernel, bias, dtype=self.dtype)
+    if len(parts) == 1:
+      y = conv2d(parts[0], kernel, self.stride, self.padding)
+    elif self.stride == 1 and k % 2 == 1 and self.padding in (None, (k - 1) // 2):
+      y = conv_ops.conv2d_same_concat(parts, kernel)
+    else:
+      y = conv2d(jnp.concatenate(parts, -1), kernel, self.stride, self.padding)
     return y if bias is None else y + bias
 
 

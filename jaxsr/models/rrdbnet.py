@@ -36,10 +36,12 @@ class ResidualDenseBlock(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     conv = lambda features, name: layers.Conv2d(
         features, init_scale=0.1, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    # Each conv reads the channel concatenation of all features so far; passed as the list,
+    # which the CPU computes without concatenating (see `layers.Conv2d`).
     feats = [x]
     for i in range(1, 5):
-      feats.append(_lrelu(conv(self.num_grow_ch, f"conv{i}")(jnp.concatenate(feats, -1))))
-    x5 = conv(self.num_feat, "conv5")(jnp.concatenate(feats, -1))
+      feats.append(_lrelu(conv(self.num_grow_ch, f"conv{i}")(feats)))
+    x5 = conv(self.num_feat, "conv5")(feats)
     return x5 * _RESIDUAL_SCALE + x
 
 

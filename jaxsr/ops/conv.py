@@ -16,6 +16,19 @@ core only (~50 GFLOP/s here, vs ~95 GFLOP/s on two cores for XLA's Eigen convolu
 On every other platform (GPU, TPU) the convolution and its gradients are XLA's own; the
 branch is picked by `jax.lax.platform_dependent` when the program is lowered for its device.
 
+`conv2d_same_concat(xs, kernel)` is `conv2d_same(jnp.concatenate(xs, -1), kernel)`: the
+convolutions of densely connected blocks (RRDBNet's), whose input grows by concatenation. On
+CPU its forward pass skips the concatenation: it sums the convolutions of each part with its
+slice of the kernel's input channels. That saves the copies of the growing input, and the
+smaller convolutions are independent, so XLA:CPU runs them concurrently. Measured on 2 cores,
+batch 1, float32: one RRDBNet dense block (64 feat, grow 32) 52-57 ms instead of 66-79 ms at
+128x128 and 252 ms instead of 334 ms at 256x256; the whole RRDBNet 64x23 x4 at 128x128 4.5 s
+instead of 5.6 s. Its gradients are those of the concatenation's convolution (the
+concatenation happens in the backward pass), so training costs the same as before (RRDBNet
+batch 4, LR 32: 5.4-5.7 s per step either way); summing the part-wise gradients instead made
+the step ~4% slower. On other platforms, and inside `portable()` below, it is the
+concatenation and one convolution, as written.
+
 Forward-mode autodiff (`jax.jvp`) is not available through a custom VJP.
 
 Inside `with portable():` (used by `jaxsr.export`), `conv2d_same` traces to one plain
@@ -25,11 +38,12 @@ converters (TFLite, ONNX) see an ordinary convolution that runs the same on any 
 
 import contextlib
 import contextvars
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import jax
 from jax import lax
 import jax.numpy as jnp
+import numpy as np
 
 # Bytes of one im2col chunk `[rows, k*k*in]` in the CPU filter gradient: small enough to stay
 # in cache, large enough for an efficient matmul (1-4 MiB measured equally fast).
@@ -175,3 +189,78 @@ def conv2d_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
   if _PORTABLE.get():
     return _conv(x.astype(dtype), kernel.astype(dtype))
   return _conv_custom_vjp(x.astype(dtype), kernel.astype(dtype))
+
+
+def _concat_conv_per_platform(xs, kernel):
+  """The convolution of the channel concatenation of `xs`: on CPU as the sum of each part's
+  convolution with its slice of the kernel (`_conv_cpu`), elsewhere of the concatenation."""
+  def split(*args):
+    *parts, w = args
+    acc_dtype = jnp.promote_types(w.dtype, jnp.float32)  # bfloat16 parts: summed in float32.
+    out, start = None, 0
+    for x in parts:
+      y = _conv_cpu(x, w[:, :, start:start + x.shape[-1]]).astype(acc_dtype)
+      out, start = (y if out is None else out + y), start + x.shape[-1]
+    return out.astype(w.dtype)
+
+  def concat(*args):
+    *parts, w = args
+    return _conv(jnp.concatenate(parts, -1), w)
+
+  return lax.platform_dependent(*xs, kernel, cpu=split, default=concat)
+
+
+@jax.custom_vjp
+def _concat_conv_custom_vjp(xs, kernel):
+  return _concat_conv_per_platform(xs, kernel)
+
+
+def _concat_conv_fwd(xs, kernel):
+  return _concat_conv_per_platform(xs, kernel), (xs, kernel)
+
+
+def _concat_conv_bwd(residuals, dy):
+  """The gradients of the concatenation's convolution (as `_conv_bwd`), split into parts."""
+  xs, kernel = residuals
+  dx, dkernel = _conv_bwd((jnp.concatenate(xs, -1), kernel), dy)
+  ends = np.cumsum([x.shape[-1] for x in xs])
+  return tuple(dx[..., end - x.shape[-1]:end] for x, end in zip(xs, ends)), dkernel
+
+
+_concat_conv_custom_vjp.defvjp(_concat_conv_fwd, _concat_conv_bwd)
+
+
+def conv2d_same_concat(xs: Sequence[jax.Array], kernel: jax.Array) -> jax.Array:
+  """`conv2d_same(jnp.concatenate(xs, -1), kernel)`, computed on CPU without concatenating.
+
+  On CPU the forward pass is the sum over parts i of the convolutions of `xs[i]` with the
+  kernel's input channels `[c_i, c_i + n_i)` (c_i: channels before part i, n_i: its channels):
+  the same values up to float rounding (the sum runs in another order). The gradients are
+  those of the concatenation's convolution (`conv2d_same`'s), split into parts. Elsewhere, and
+  inside `portable()`, it is `conv2d_same` of the concatenation.
+
+  Args:
+    xs: `[B, H, W, n_i]` parts, concatenated along channels (one part: `conv2d_same`).
+    kernel: `[k, k, sum n_i, out]` with odd k.
+
+  Returns:
+    `[B, H, W, out]` in the promoted dtype of xs and kernel; gradients come back in each
+    argument's own dtype.
+  """
+  xs = tuple(xs)
+  if not xs:
+    raise ValueError("conv2d_same_concat needs at least one input")
+  if len(xs) == 1 or _PORTABLE.get():
+    return conv2d_same(xs[0] if len(xs) == 1 else jnp.concatenate(xs, -1), kernel)
+  k = kernel.shape[0]
+  if kernel.ndim != 4 or kernel.shape[1] != k or k % 2 == 0:
+    raise ValueError(f"conv2d_same_concat needs an odd square kernel [k, k, in, out], got "
+                     f"{kernel.shape}")
+  channels = [x.shape[-1] for x in xs]
+  if (any(x.ndim != 4 or x.shape[:-1] != xs[0].shape[:-1] for x in xs)
+      or kernel.shape[2] != sum(channels)):
+    raise ValueError(f"conv2d_same_concat: parts {[x.shape for x in xs]} do not concatenate "
+                     f"along channels to the input of kernel {kernel.shape}")
+  dtype = jnp.result_type(*xs, kernel)
+  return _concat_conv_custom_vjp(tuple(x.astype(dtype) for x in xs), kernel.astype(dtype))
+
