@@ -165,6 +165,14 @@ def _conv_bwd(residuals, dy):
 _conv_custom_vjp.defvjp(_conv_fwd, _conv_bwd)
 
 
+def _check_kernel(caller: str, kernel: jax.Array) -> None:
+  """ValueError unless `kernel` is `[k, k, in, out]` with odd k."""
+  k = kernel.shape[0]
+  if kernel.ndim != 4 or kernel.shape[1] != k or k % 2 == 0:
+    raise ValueError(f"{caller} needs an odd square kernel [k, k, in, out], got "
+                     f"{kernel.shape}")
+
+
 def conv2d_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """Stride-1 convolution with zero padding `k // 2` (output size = input size), no bias.
 
@@ -179,10 +187,7 @@ def conv2d_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
     `[B, H, W, out]` in the promoted dtype of x and kernel; gradients come back in each
     argument's own dtype.
   """
-  k = kernel.shape[0]
-  if kernel.ndim != 4 or kernel.shape[1] != k or k % 2 == 0:
-    raise ValueError(f"conv2d_same needs an odd square kernel [k, k, in, out], got "
-                     f"{kernel.shape}")
+  _check_kernel("conv2d_same", kernel)
   if x.ndim != 4 or x.shape[-1] != kernel.shape[2]:
     raise ValueError(f"conv2d_same: input {x.shape} does not match kernel {kernel.shape}")
   dtype = jnp.result_type(x, kernel)
@@ -252,10 +257,7 @@ def conv2d_same_concat(xs: Sequence[jax.Array], kernel: jax.Array) -> jax.Array:
     raise ValueError("conv2d_same_concat needs at least one input")
   if len(xs) == 1 or _PORTABLE.get():
     return conv2d_same(xs[0] if len(xs) == 1 else jnp.concatenate(xs, -1), kernel)
-  k = kernel.shape[0]
-  if kernel.ndim != 4 or kernel.shape[1] != k or k % 2 == 0:
-    raise ValueError(f"conv2d_same_concat needs an odd square kernel [k, k, in, out], got "
-                     f"{kernel.shape}")
+  _check_kernel("conv2d_same_concat", kernel)
   channels = [x.shape[-1] for x in xs]
   if (any(x.ndim != 4 or x.shape[:-1] != xs[0].shape[:-1] for x in xs)
       or kernel.shape[2] != sum(channels)):
