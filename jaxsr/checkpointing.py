@@ -3,14 +3,24 @@
 Each checkpoint holds two items: `state` (the train-state pytree) and `data` (JSON: the input
 position `next_step`, and the validation metrics it was saved with). The manager keeps the last
 `keep` checkpoints plus the best one by validation Y-PSNR (`val_psnr_y`), when validation ran.
+
+Saves are asynchronous: `save(..., wait=False)` returns once the arrays are copied to host memory
+and orbax writes them in a background thread, into a temporary directory renamed into place only
+when complete — a crash mid-write leaves the previous checkpoints as they were. A failed write
+(disk full, permissions) surfaces as `CheckpointSaveError` at the next save, `wait` or `close`.
+`restore_latest` falls back to the newest checkpoint that reads, setting unreadable newer ones
+aside in `<workdir>/checkpoints_unreadable/`.
 """
 
 import logging as std_logging
 import os
+import time
 from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
+from etils import epath
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
@@ -25,9 +35,32 @@ def quiet_orbax_info() -> None:
   logging.get_absl_handler().addFilter(keep)
 
 
+class CheckpointSaveError(OSError):
+  """Writing a checkpoint failed; the message names the step, the reason and the last good one."""
+
+
+def _absolute(path: str) -> str:
+  """Absolute local path (orbax requires it); URLs such as gs://bucket/run kept as they are."""
+  return path if "://" in path else os.path.abspath(path)
+
+
+def _without_orbax_traceback(record: std_logging.LogRecord) -> bool:
+  if "orbax" in record.pathname and record.exc_info:
+    record.exc_info, record.exc_text = None, None
+  return True
+
+
+def quiet_orbax_tracebacks() -> None:
+  """Keeps orbax's error lines but drops their tracebacks (a failed background write logs one;
+  `CheckpointSaveError` then says what failed and what to do)."""
+  absl_logger = std_logging.getLogger("absl")
+  if _without_orbax_traceback not in absl_logger.filters:
+    absl_logger.addFilter(_without_orbax_traceback)
+
+
 def checkpoint_dir(workdir: str) -> str:
   """`<workdir>/checkpoints`, absolute (orbax requires absolute paths)."""
-  return os.path.abspath(os.path.join(workdir, "checkpoints"))
+  return _absolute(os.path.join(workdir, "checkpoints"))
 
 
 def _best_value(metrics: Dict[str, float]) -> float:
@@ -43,7 +76,7 @@ def create_manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.
   ])
   options = ocp.CheckpointManagerOptions(
       best_fn=_best_value, best_mode="max", preservation_policy=policy, create=not read_only,
-      read_only=read_only, enable_async_checkpointing=False)
+      read_only=read_only, enable_async_checkpointing=not read_only)
   return ocp.CheckpointManager(
       checkpoint_dir(workdir), options=options,
       item_handlers={"state": ocp.StandardCheckpointHandler(),
@@ -51,15 +84,69 @@ def create_manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: Dict[str, Any],
-         metrics: Optional[Dict[str, float]] = None) -> None:
-  """Writes `state` and `data_state` at `step` (no-op if that step exists already)."""
+         metrics: Optional[Dict[str, float]] = None, wait: bool = True) -> None:
+  """Writes `state` and `data_state` at `step` (no-op if that step exists already).
+
+  With `wait=False` it returns once the arrays are on the host; the files are written in the
+  background (the state may then be donated to the next step).
+
+  Raises:
+    CheckpointSaveError: this save failed, or (`wait=False`) the previous one did.
+  """
   if step in manager.all_steps():
     return
-  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                             data=ocp.args.JsonSave(data_state)),
-               metrics=metrics, force=True)
-  manager.wait_until_finished()
-  logging.info("Saved checkpoint at step %d in %s", step, manager.directory)
+  start = time.perf_counter()
+  with _save_errors(manager, step):
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                               data=ocp.args.JsonSave(data_state)),
+                 metrics=metrics, force=True)
+  if wait:
+    wait_until_saved(manager)
+  logging.info("%s checkpoint at step %d in %s (%.2f s in the loop)",
+               "Saved" if wait else "Saving", step, manager.directory,
+               time.perf_counter() - start)
+
+
+def wait_until_saved(manager: ocp.CheckpointManager) -> None:
+  """Blocks until background writes end. Raises CheckpointSaveError if one failed."""
+  with _save_errors(manager, None):
+    manager.wait_until_finished()
+
+
+class _save_errors:  # pylint: disable=invalid-name
+  """Context: an exception from orbax while saving -> CheckpointSaveError with the fix."""
+
+  def __init__(self, manager: ocp.CheckpointManager, step: Optional[int]):
+    self.manager, self.step = manager, step
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, kind, error, traceback):
+    if error is None or not isinstance(error, Exception) or isinstance(
+        error, CheckpointSaveError):
+      return False
+    what = f"at step {self.step}" if self.step is not None else "(background write)"
+    good = _finished_steps(self.manager)
+    kept = (f"the checkpoint at step {good[-1]} is intact" if good else
+            "no earlier checkpoint exists")
+    raise CheckpointSaveError(
+        f"Saving the checkpoint {what} in {self.manager.directory} failed "
+        f"({type(error).__name__}: {_first_line(error)}); {kept}. Free space or fix "
+        "the permissions of the workdir and re-run the same command to resume.") from error
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def _finished_steps(manager: ocp.CheckpointManager) -> list:
+  """Steps whose checkpoint directory is complete on disk (not a temporary one)."""
+  directory = epath.Path(manager.directory)
+  if not directory.exists():
+    return []
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
 
 def split_checkpoint_path(path: str, default: str = "latest") -> Tuple[str, str]:
@@ -98,6 +185,50 @@ def restore(manager: ocp.CheckpointManager, step: int,
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
   return restored["state"], restored["data"]
+
+
+def restore_latest(manager: ocp.CheckpointManager,
+                   abstract_state: Any) -> Optional[Tuple[Any, Dict[str, Any], int]]:
+  """(state, data_state, step) of the newest checkpoint that restores, or None when there is
+  none. Newer ones that fail to read (truncated or corrupt files) are moved to
+  `<workdir>/checkpoints_unreadable/<step>` with a warning naming each and why, so the run
+  resumes from the last good one and later saves of those steps are not skipped.
+
+  Raises:
+    The newest checkpoint's error when none restores (e.g. another model's checkpoints).
+  """
+  failures = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      state, data_state = restore(manager, step, abstract_state)
+    except Exception as e:  # pylint: disable=broad-except; any read error, re-raised below.
+      logging.warning("Checkpoint at step %d in %s cannot be restored (%s: %s).", step,
+                      manager.directory, type(e).__name__, _first_line(e))
+      failures.append((step, e))
+      continue
+    if failures:
+      _set_aside(manager, [s for s, _ in failures])
+      logging.warning("Resuming from step %d, the newest checkpoint that restores; unreadable "
+                      "newer step(s) %s set aside.", step, [s for s, _ in failures])
+    return state, data_state, step
+  if failures:
+    raise failures[0][1]
+  return None
+
+
+def _set_aside(manager: ocp.CheckpointManager, steps) -> None:
+  """Moves the directories of `steps` out of the manager's sight (chief), then reloads."""
+  directory = epath.Path(manager.directory)
+  aside = directory.parent / "checkpoints_unreadable"
+  if jax.process_index() == 0:
+    aside.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      target = aside / f"{step}.{int(time.time())}"
+      (directory / str(step)).rename(target)
+      logging.warning("Moved the unreadable checkpoint %s to %s.", directory / str(step), target)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("jaxsr_checkpoints_set_aside")
+  manager.reload()
 
 
 def restore_on_this_host(manager: ocp.CheckpointManager, step: int,

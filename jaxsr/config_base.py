@@ -9,12 +9,16 @@ registry against the model's own fields.
 """
 
 import importlib.util
+import math
+import numbers
 import os
 from typing import Optional
 
 import ml_collections
+import numpy as np
 
 from jaxsr import losses
+from jaxsr import models
 from jaxsr.degradations import config as degradation_config
 
 DTYPES = ("float32", "bfloat16")
@@ -176,15 +180,105 @@ def parse_layer_weights(spec: str) -> dict:
   return weights
 
 
-def _flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> set:
-  keys = set()
+def _flat_items(config: ml_collections.ConfigDict, prefix: str = "") -> dict:
+  """{dotted key: value} of the fields of `config`."""
+  items = {}
   for key, value in config.items():
     name = prefix + key
     if isinstance(value, ml_collections.ConfigDict):
-      keys |= _flat_keys(value, name + ".")
+      items.update(_flat_items(value, name + "."))
     else:
-      keys.add(name)
-  return keys
+      items[name] = value
+  return items
+
+
+def _kind(value) -> str:
+  """'bool', 'int', 'float', 'str', 'tuple' or the type's name (a config field's kind)."""
+  if isinstance(value, (bool, np.bool_)):
+    return "bool"
+  for kind, types in (("int", numbers.Integral), ("float", numbers.Real), ("str", str),
+                      ("tuple", (tuple, list))):
+    if isinstance(value, types):
+      return kind
+  return type(value).__name__
+
+
+def _fits(value, like) -> bool:
+  """True if `value` has the kind of the template's `like` (an int fits a float field); a
+  tuple's elements the kind of `like`'s (numbers, where `like` is empty)."""
+  want, have = _kind(like), _kind(value)
+  if want == "float" and have == "int":
+    return True
+  if want != have:
+    return False
+  if want == "float":
+    return math.isfinite(value)
+  if want == "tuple":
+    like_items = tuple(like) or (0.0,)
+    return all(any(_fits(v, l) for l in like_items) for v in value)
+  return True
+
+
+def _type_errors(config: ml_collections.ConfigDict,
+                 template: ml_collections.ConfigDict) -> list:
+  """A missing field, or a value of another kind than the template's (a config file may assign
+  anything; command-line overrides are type-checked by ml_collections) or not finite."""
+  values, errors = _flat_items(config), []
+  for key, like in _flat_items(template).items():
+    if key not in values:
+      errors.append(f"config key '{key}' is missing (build configs on jaxsr.config_base)")
+    elif not _fits(values[key], like):
+      kind = _kind(like)
+      if kind == "tuple":
+        kind = f"tuple of {_kind(like[0]) if like else 'float'}"
+      errors.append(f"{key}={values[key]!r} must be a{'n' if kind[0] == 'i' else ''} {kind}"
+                    f"{' (finite)' if 'float' in kind else ''}")
+  return errors
+
+
+# Numeric fields and their [min, max] (None: unbounded), beside the checks of `validate`.
+_BOUNDS = {
+    "seed": (0, 2**32 - 1), "data.gt_size": (1, None), "data.prefetch": (-1, None),
+    "eval.num_samples": (0, None), "loss.pixel_weight": (0, None),
+    "loss.perceptual_weight": (0, None), "loss.style_weight": (0, None),
+    "loss.gan_weight": (0, None), "gan.d_warmup_steps": (0, None),
+    "data.crop_pad_size": (1, None),
+}
+_OPTIM_BOUNDS = {
+    "learning_rate": (0, None), "b1": (0, 1), "b2": (0, 1), "weight_decay": (0, None),
+    "gamma": (0, None), "warmup_steps": (0, None), "min_lr_ratio": (0, 1),
+    "grad_clip_norm": (0, None),
+}
+
+
+def _value_errors(config: ml_collections.ConfigDict) -> list:
+  """Numbers out of `_BOUNDS`, bad optimizer settings, checkpoint names and data specs."""
+  bounds = dict(_BOUNDS)
+  for name in ("optim", "optim_d"):
+    bounds.update({f"{name}.{key}": b for key, b in _OPTIM_BOUNDS.items()})
+  values, errors = _flat_items(config), []
+  for key, (low, high) in sorted(bounds.items()):
+    if key in values and not ((low is None or values[key] >= low)
+                              and (high is None or values[key] <= high)):
+      errors.append(f"{key}={values[key]} must be in [{low}, {'inf' if high is None else high}]")
+  for name in ("optim", "optim_d"):
+    if name not in config:
+      continue
+    for beta in ("b1", "b2"):  # 1 divides by zero in Adam's bias correction.
+      if config[name][beta] == 1:
+        errors.append(f"{name}.{beta}=1 must be < 1")
+    milestones = tuple(config[name].milestones)
+    if any(m <= 0 for m in milestones):
+      errors.append(f"{name}.milestones={milestones} must be positive steps")
+  if not (config.eval.checkpoint in ("best", "latest") or config.eval.checkpoint.isdigit()):
+    errors.append(f"eval.checkpoint='{config.eval.checkpoint}' is not best, latest or a step")
+  if config.data.train:
+    from jaxsr.data import sources  # pylint: disable=g-import-not-at-top  # TensorFlow.
+    try:
+      sources.parse_spec(config.data.train)
+    except ValueError as e:
+      errors.append(f"data.train: {e}")
+  return errors
 
 
 def validate(config: ml_collections.ConfigDict,
@@ -194,13 +288,23 @@ def validate(config: ml_collections.ConfigDict,
     template = realworld_config(gan=is_gan(config))
   else:
     template = gan_config() if is_gan(config) else base_config()
-  known = _flat_keys(template)
-  errors = []
-  for key in sorted(_flat_keys(config) - known):
-    if not key.startswith(_OPEN_PREFIXES):
-      errors.append(f"unknown config key '{key}'")
+  errors = [f"unknown config key '{key}'"
+            for key in sorted(set(_flat_items(config)) - set(_flat_items(template)))
+            if not key.startswith(_OPEN_PREFIXES)]
+  errors += _type_errors(config, template)
+  if errors:  # The checks below need every field, of its kind.
+    raise ValueError("Invalid config:\n  " + "\n  ".join(errors))
+  errors += _value_errors(config)
   if config.scale not in (1, 2, 3, 4, 8):
     errors.append(f"scale={config.scale} is not one of 1, 2, 3, 4, 8")
+  if config.model.name not in models.MODELS:
+    errors.append(f"model.name='{config.model.name}' is not one of {sorted(models.MODELS)}")
+  elif config.scale not in models.supported_scales(config.model.name):
+    errors.append(f"scale={config.scale} is not supported by model.name='{config.model.name}' "
+                  f"(scales {models.supported_scales(config.model.name)})")
+  if is_gan(config) and config.discriminator.name not in models.DISCRIMINATORS:
+    errors.append(f"discriminator.name='{config.discriminator.name}' is not one of "
+                  f"{sorted(models.DISCRIMINATORS)}")
   if config.dtype not in DTYPES:
     errors.append(f"dtype='{config.dtype}' is not one of {DTYPES}")
   if config.loss.pixel not in PIXEL_LOSSES:
@@ -210,9 +314,11 @@ def validate(config: ml_collections.ConfigDict,
                   f"of {FEATURE_CRITERIA}")
   if config.loss.perceptual_weight or config.loss.style_weight:
     try:
-      parse_layer_weights(config.loss.perceptual_layers)
-    except ValueError as e:
-      errors.append(str(e))
+      layers = tuple(parse_layer_weights(config.loss.perceptual_layers))
+      from jaxsr.models import vgg  # pylint: disable=g-import-not-at-top  # h5py: feature losses.
+      vgg.check_layers(layers)
+    except ValueError as e:  # parse_layer_weights names the field; check_layers does not.
+      errors.append(str(e) if str(e).startswith("loss.") else f"loss.perceptual_layers: {e}")
   optims = ("optim", "optim_d") if is_gan(config) else ("optim",)
   for name in optims:
     if config[name].schedule not in SCHEDULES:

@@ -48,6 +48,7 @@ import ml_collections
 import numpy as np
 
 from jaxsr import checkpointing
+from jaxsr import cli
 from jaxsr import config_base
 from jaxsr.basicsr_hparams import ARCHS, DISCRIMINATOR_ARCHS, infer_hparams
 from jaxsr import models
@@ -351,4 +352,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main)

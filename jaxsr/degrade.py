@@ -19,7 +19,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json  # noqa: E402
-import sys  # noqa: E402
 from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 from absl import app  # noqa: E402
@@ -35,6 +34,7 @@ from PIL import ImageDraw  # noqa: E402
 from PIL import ImageFont  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from jaxsr import cli  # noqa: E402
 from jaxsr import config_base  # noqa: E402
 from jaxsr import image_io  # noqa: E402
 from jaxsr.data import input_pipeline  # noqa: E402
@@ -219,7 +219,7 @@ def _define_flags() -> None:
                                   lock_config=True)
   flags.DEFINE_string("input", None, "HR image file or folder (recursive).")
   flags.DEFINE_string("output", None, "Output folder.")
-  flags.DEFINE_integer("num", 8, "Number of samples.")
+  flags.DEFINE_integer("num", 8, "Number of samples.", lower_bound=1)
   flags.DEFINE_integer("seed", None, "Seed of the crops and degradations (default: config.seed).")
   flags.mark_flags_as_required(["config", "input", "output"])
 
@@ -228,12 +228,9 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   values = flags.FLAGS
-  try:
-    degrade(values.config, values.input, values.output, values.num, values.seed)
-  except ValueError as e:
-    sys.exit(f"Error: {e}")
+  degrade(values.config, values.input, values.output, values.num, values.seed)
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main)

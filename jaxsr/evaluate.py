@@ -11,7 +11,7 @@ itself, LR unrounded, output rounded; see `published_bicubic_metrics`.
 
 import json
 import os
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from absl import logging
 import jax
@@ -23,6 +23,7 @@ from PIL import Image
 from jaxsr import builders
 from jaxsr import checkpointing
 from jaxsr import config_base
+from jaxsr import distributed_eval
 from jaxsr import metrics as metrics_lib
 from jaxsr import noref as noref_lib
 from jaxsr import report
@@ -59,7 +60,7 @@ def load_eval_sets(specs: str, scale: int, data_dir: str = "") -> Dict[str, List
   sets = {}
   for spec in filter(None, (s.strip() for s in specs.split(","))):
     pairs = []
-    for image in input_pipeline.load_eval_images(spec, data_dir):
+    for image in input_pipeline.load_eval_images(spec, data_dir, scale=scale):
       lr, hr_crop = input_pipeline.make_eval_pair(image.hr, scale)
       pairs.append(EvalPair(image.name, lr, hr_crop, image.grayscale))
     sets[dataset_name(spec)] = pairs
@@ -68,22 +69,38 @@ def load_eval_sets(specs: str, scale: int, data_dir: str = "") -> Dict[str, List
 
 def make_sr_fn(apply_fn: Callable) -> Callable:
   """`(variables, lr [h, w, 3] float32) -> sr [h*s, w*s, 3] float32 in [0, 1]` (jit, per
-  shape); `apply_fn` as `builders.make_apply_fn`."""
+  shape, numpy out; its `device_fn`: the same on device arrays, not waited for);
+  `apply_fn` as `builders.make_apply_fn`."""
   @jax.jit
   def sr(variables, lr):
     return jnp.clip(apply_fn(variables, lr[None])[0], 0.0, 1.0)
-  return lambda variables, lr: np.asarray(sr(variables, jnp.asarray(lr)))
+  sr_fn = lambda variables, lr: np.asarray(sr(variables, jnp.asarray(lr)))
+  sr_fn.device_fn = sr  # Device arrays in and out: async dispatch (`distributed_eval`).
+  return sr_fn
+
+
+def image_statistics(sr: np.ndarray, hr: np.ndarray, scale: int,
+                     grayscale: bool = False) -> Dict[str, tuple]:
+  """{psnr_y: (sum of squared errors, count), ssim_y: ([SSIM map sum], count)} of uint8
+  `[H, W, 3]` images, border `scale` cropped: what `image_metrics` reduces. For a grayscale file
+  the single channel is compared with the gray of SR, not Y, as the MATLAB scripts behind
+  published tables do (Set14 `bridge`; this moves its PSNR by 20*log10(255/219) = 1.32 dB)."""
+  if grayscale:
+    sr, hr = metrics_lib.to_gray_uint8(sr), hr[..., 0]
+  return {"psnr_y": metrics_lib.squared_error(sr, hr, crop_border=scale),
+          "ssim_y": metrics_lib.ssim_sums(sr, hr, crop_border=scale)}
+
+
+def metrics_from_statistics(stats: Dict[str, tuple]) -> Dict[str, float]:
+  """`image_statistics` -> {psnr_y, ssim_y}, bitwise `metrics.psnr` / `metrics.ssim`."""
+  return {"psnr_y": metrics_lib.psnr_from_squared_error(*stats["psnr_y"]),
+          "ssim_y": metrics_lib.ssim_from_sums(*stats["ssim_y"])}
 
 
 def image_metrics(sr: np.ndarray, hr: np.ndarray, scale: int,
                   grayscale: bool = False) -> Dict[str, float]:
-  """{psnr_y, ssim_y} of uint8 `[H, W, 3]` images, border `scale` cropped. For a grayscale
-  file the single channel is compared with the gray of SR, not Y, as the MATLAB scripts behind
-  published tables do (Set14 `bridge`; this moves its PSNR by 20*log10(255/219) = 1.32 dB)."""
-  if grayscale:
-    sr, hr = metrics_lib.to_gray_uint8(sr), hr[..., 0]
-  return {"psnr_y": metrics_lib.psnr(sr, hr, crop_border=scale),
-          "ssim_y": metrics_lib.ssim(sr, hr, crop_border=scale)}
+  """{psnr_y, ssim_y} of uint8 `[H, W, 3]` images; see `image_statistics`."""
+  return metrics_from_statistics(image_statistics(sr, hr, scale, grayscale))
 
 
 def published_bicubic_metrics(hr: np.ndarray, scale: int,
@@ -164,54 +181,76 @@ def _mean_over_images(images: List[dict]) -> dict:
 
 
 def evaluate_set(sr_fn: Callable, variables, pairs: List[EvalPair], scale: int,
-                 measures: Optional[ImageMeasures] = None):
-  """Runs the model on every pair -> (summary, [sr uint8 images]).
+                 measures: Optional[ImageMeasures] = None,
+                 extra: Optional[Callable[[int, np.ndarray, EvalPair], Any]] = None
+                 ) -> Tuple[dict, list]:
+  """Runs the model on every pair, each image on one device of one process
+  (`distributed_eval.map_images`) -> (summary, [extra(i, sr uint8 [H, W, 3], pair)]).
 
   The summary holds the means over images of `psnr_y`, `ssim_y` and of what `measures` adds
-  (see `make_image_measures`), and `images`: the per-image values with their `name`.
+  (see `make_image_measures`), and `images`: the per-image values with their `name`; every
+  process gets the same, reduced from the same values in the same order. `extra` (None when
+  not given) runs on the process of image i; what it returns is gathered (keep it small).
   """
-  images, outputs = [], []
+  def finish(i, sr):
+    sr, pair = metrics_lib.to_uint8(sr), pairs[i]
+    return (image_statistics(sr, pair.hr, scale, pair.grayscale),
+            measures(sr, pair) if measures is not None else {},
+            extra(i, sr, pair) if extra is not None else None)
+
+  results = distributed_eval.map_images(sr_fn, variables, [p.lr for p in pairs], finish)
+  images = [{"name": pair.name, **metrics_from_statistics(stats), **measured}
+            for pair, (stats, measured, _) in zip(pairs, results)]
+  return {**_mean_over_images(images), "images": images}, [r[2] for r in results]
+
+
+def grid_windows(pairs: List[EvalPair], scale: int,
+                 max_side: int = 192) -> List[Tuple[slice, slice]]:
+  """The (rows, columns) of each pair's HR-sized center crop in `sample_grid`: S x S, S the
+  smallest image side (at most `max_side`) rounded down to a multiple of `scale`."""
+  side = min(max_side, *(min(p.hr.shape[:2]) for p in pairs))
+  side -= side % scale
+  windows = []
   for pair in pairs:
-    sr = metrics_lib.to_uint8(sr_fn(variables, pair.lr))
-    values = {"name": pair.name, **image_metrics(sr, pair.hr, scale, pair.grayscale)}
-    if measures is not None:
-      values.update(measures(sr, pair))
-    images.append(values)
-    outputs.append(sr)
-  return {**_mean_over_images(images), "images": images}, outputs
+    h, w = pair.hr.shape[:2]
+    top, left = (h - side) // 2 // scale * scale, (w - side) // 2 // scale * scale
+    windows.append((slice(top, top + side), slice(left, left + side)))
+  return windows
 
 
 def sample_grid(pairs: List[EvalPair], srs: List[np.ndarray], scale: int,
-                max_side: int = 192) -> np.ndarray:
-  """uint8 [n*S, 4*S, 3]: rows of center crops LR (nearest) | bicubic | SR | HR."""
-  side = min(max_side, *(min(p.hr.shape[:2]) for p in pairs))
-  side -= side % scale
+                max_side: int = 192, srs_cropped: bool = False) -> np.ndarray:
+  """uint8 [n*S, 4*S, 3]: rows of center crops LR (nearest) | bicubic | SR | HR; `srs` uint8
+  SR images, or with `srs_cropped` their `grid_windows` crops."""
   rows = []
-  for pair, sr in zip(pairs, srs):
+  for pair, sr, window in zip(pairs, srs, grid_windows(pairs, scale, max_side)):
     lr_up = np.repeat(np.repeat(pair.lr, scale, axis=0), scale, axis=1)
     bicubic = np.clip(imresize.imresize_np(pair.lr, scale), 0.0, 1.0)
-    h, w = pair.hr.shape[:2]
-    top, left = (h - side) // 2 // scale * scale, (w - side) // 2 // scale * scale
-    crop = lambda x: x[top:top + side, left:left + side]
-    tiles = [metrics_lib.to_uint8(crop(lr_up)), metrics_lib.to_uint8(crop(bicubic)),
-             crop(sr), crop(pair.hr)]
+    tiles = [metrics_lib.to_uint8(lr_up[window]), metrics_lib.to_uint8(bicubic[window]),
+             sr if srs_cropped else sr[window], pair.hr[window]]
     rows.append(np.concatenate(tiles, axis=1))
   return np.concatenate(rows, axis=0)
 
 
 def validate(sr_fn: Callable, variables, val_sets: Dict[str, List[EvalPair]], scale: int, step: int,
              writer, workdir: str, num_samples: int, is_chief: bool) -> Dict[str, float]:
-  """Evaluates every validation set, logs `val/<set>/{psnr_y,ssim_y}` and a sample grid.
+  """Evaluates every validation set, logs `val/<set>/{psnr_y,ssim_y}` and a sample grid
+  (images spread over all devices of all processes, see `evaluate_set`; same on every process).
 
   Returns {'val_psnr_y', 'val_ssim_y'}: the means over sets (what 'best' checkpoints rank by).
   """
   scalars, grids = {}, {}
   for name, pairs in val_sets.items():
-    summary, srs = evaluate_set(sr_fn, variables, pairs, scale)
+    samples = pairs[:num_samples]
+    windows = grid_windows(samples, scale) if samples else []
+    # The processes of the sample images send only their grid crops.
+    crop = lambda i, sr, _, w=windows: sr[w[i]].copy() if i < len(w) else None
+    summary, crops = evaluate_set(sr_fn, variables, pairs, scale, extra=crop)
     scalars[f"val/{name}/psnr_y"] = summary["psnr_y"]
     scalars[f"val/{name}/ssim_y"] = summary["ssim_y"]
-    if num_samples > 0:
-      grids[f"samples/{name}"] = sample_grid(pairs[:num_samples], srs[:num_samples], scale)
+    if samples:
+      grids[f"samples/{name}"] = sample_grid(samples, crops[:len(samples)], scale,
+                                             srs_cropped=True)
   result = {
       "val_psnr_y": float(np.mean([v for k, v in scalars.items() if k.endswith("psnr_y")])),
       "val_ssim_y": float(np.mean([v for k, v in scalars.items() if k.endswith("ssim_y")]))}
@@ -271,7 +310,8 @@ def make_lpips_measure(config: ml_collections.ConfigDict) -> Optional[Callable]:
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]:
   """`--mode=eval`: restores a checkpoint (none for parameter-free models) and writes
-  `<workdir>/eval/<dataset>_x<scale>.json` (+ SR PNGs) for every `config.eval.datasets` spec,
+  `<workdir>/eval/<dataset>_x<scale>.json` (+ SR PNGs, each written by the process that made
+  it; the rest by process 0) for every `config.eval.datasets` spec,
   and `<workdir>/eval/report.md` (see `jaxsr.report`); with `eval.bicubic_baseline` the JSON
   and the report also hold bicubic PSNR/SSIM measured as the published tables are; with
   `eval.noref` / `eval.lpips` the no-reference measures / LPIPS of SR, bicubic and HR
@@ -289,23 +329,28 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
   os.makedirs(out_dir, exist_ok=True)
   results = {}
   for name, pairs in val_sets.items():
-    summary, srs = evaluate_set(sr_fn, variables, pairs, config.scale, measures)
+    stem = f"{name}_x{config.scale}"
+    image_dir = os.path.join(out_dir, stem)
+
+    def extra(unused_i, sr, pair, image_dir=image_dir):  # On the process of the image.
+      if config.eval.save_images:
+        os.makedirs(image_dir, exist_ok=True)
+        Image.fromarray(sr).save(os.path.join(image_dir, pair.name + ".png"))
+      if config.eval.bicubic_baseline:
+        return published_bicubic_metrics(pair.hr, config.scale, pair.grayscale)
+      return None
+
+    summary, baseline = evaluate_set(sr_fn, variables, pairs, config.scale, measures, extra)
     summary.update(dataset=name, scale=config.scale, model=config.model.name,
                    checkpoint_step=step)
     if config.eval.bicubic_baseline:
-      baseline = [published_bicubic_metrics(p.hr, config.scale, p.grayscale) for p in pairs]
       summary.setdefault("bicubic", {}).update(
           {k: float(np.mean([b[k] for b in baseline])) for k in baseline[0]})
     summary = _json_safe(summary)
     results[name] = summary
-    stem = f"{name}_x{config.scale}"
-    with open(os.path.join(out_dir, stem + ".json"), "w") as f:
-      json.dump(summary, f, indent=2)
-    if config.eval.save_images and jax.process_index() == 0:
-      image_dir = os.path.join(out_dir, stem)
-      os.makedirs(image_dir, exist_ok=True)
-      for pair, sr in zip(pairs, srs):
-        Image.fromarray(sr).save(os.path.join(image_dir, pair.name + ".png"))
+    if jax.process_index() == 0:
+      with open(os.path.join(out_dir, stem + ".json"), "w") as f:
+        json.dump(summary, f, indent=2)
     logging.info("%s x%d: PSNR-Y %.4f dB, SSIM-Y %.4f (%d images)", name, config.scale,
                  summary["psnr_y"], summary["ssim_y"], len(pairs))
   if jax.process_index() == 0:

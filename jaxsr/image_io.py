@@ -1,7 +1,10 @@
 """Image files <-> float arrays, keeping bit depth (8 | 16) and mode (L, LA, RGB, RGBA).
 
 `read_image` returns float32 `[H, W, C]` in [0, 1] (C = 1, 2, 3, 4 for L, LA, RGB, RGBA) and an
-`ImageInfo`; `write_image` writes such an array back in the same bit depth and mode, in the
+`ImageInfo`, or raises `UnreadableImageError` naming the file and why (missing, dangling symlink,
+symlink loop, permission denied, not a regular file, empty, not an image, corrupt, truncated, or
+more pixels than `max_pixels`: PIL's decompression-bomb limit, ~89 Mpixels, by default);
+`write_image` writes such an array back in the same bit depth and mode, in the
 format its path's extension names. Palette images read as RGB (RGBA with transparency), 1-bit
 as L, other colour spaces (CMYK, YCbCr, ...) as RGB.
 
@@ -10,13 +13,17 @@ imported on first use only, through `jaxsr.data` (accelerators hidden from TF): 
 of RSS and ~7 s, so 8-bit images and JPEGs, read and written by PIL, do without it.
 """
 
+import errno
 import io
 import os
+import stat
 from typing import NamedTuple, Optional, Tuple
+import warnings
 
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
+from PIL import UnidentifiedImageError
 
 CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 # Output extension -> PIL format name (lowercase); only PNG keeps 16 bits.
@@ -44,7 +51,12 @@ class ImageInfo(NamedTuple):
 
 
 class UnreadableImageError(ValueError):
-  """The file is not an image that can be decoded (the message names the file and why)."""
+  """The file is not an image that can be decoded: message `<path>: <reason>`."""
+
+  def __init__(self, path: str, reason: str):
+    super().__init__(f"{path}: {reason}")
+    self.path = path
+    self.reason = reason
 
 
 def has_alpha(mode: str) -> bool:
@@ -56,32 +68,72 @@ def format_for_path(path: str) -> Optional[str]:
   return FORMATS.get(os.path.splitext(path)[1].lower())
 
 
-def read_image(path: str) -> Tuple[np.ndarray, ImageInfo]:
+def read_image(path: str, max_pixels: Optional[int] = None) -> Tuple[np.ndarray, ImageInfo]:
   """Reads an image file.
 
   Args:
     path: file path.
+    max_pixels: refuse images with more pixels (checked from the header, before decoding);
+      None: PIL's `Image.MAX_IMAGE_PIXELS`; 0: no limit but PIL's own (twice that).
 
   Returns:
     (float32 `[H, W, C]` in [0, 1] (pixel / 255 or / 65535), its `ImageInfo`).
 
   Raises:
-    UnreadableImageError: missing, truncated, not an image, or an unsupported kind.
+    UnreadableImageError: see the module docstring.
   """
+  data = read_file(path)
+  image = open_image(path, data)
+  check_pixels(path, image, max_pixels)
   try:
-    with open(path, "rb") as f:
-      data = f.read()
-    image = Image.open(io.BytesIO(data))
     fmt = (image.format or "").lower()
     if fmt == "png" and png_header(data)[0] == 16:
       pixels, mode = _decode_png16(data)
     else:  # Turned upright as the EXIF orientation says (cameras, as cv2.imread does).
       pixels, mode = _decode_pil(ImageOps.exif_transpose(image))
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-    raise UnreadableImageError(f"{path}: {e}") from e
+    raise UnreadableImageError(path, f"corrupt or truncated ({e})") from e
   pixels = pixels.reshape(*pixels.shape[:2], CHANNELS[mode])
   bit_depth = 16 if pixels.dtype == np.uint16 else 8
   return pixels.astype(np.float32) / np.float32(2**bit_depth - 1), ImageInfo(bit_depth, mode, fmt)
+
+
+def read_file(path: str) -> bytes:
+  """The bytes of the regular file `path` (links followed).
+
+  Raises:
+    UnreadableImageError: missing, a dangling symlink or a symlink loop, permission denied, not
+      a regular file (a FIFO or device would block or never end), or empty.
+  """
+  try:
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+      kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+      raise UnreadableImageError(path, f"{kind} (mode {stat.filemode(mode)})")
+    with open(path, "rb") as f:
+      data = f.read()
+  except OSError as e:
+    raise UnreadableImageError(path, f"cannot read the file ({_os_error_reason(path, e)})") from e
+  if not data:
+    raise UnreadableImageError(path, "empty file (0 bytes)")
+  return data
+
+
+def open_image(path: str, data: bytes) -> Image.Image:
+  """PIL image of encoded `data` (only the header is read); `path` names it in errors.
+
+  Raises:
+    UnreadableImageError: not an image PIL recognises, a broken header, or over PIL's
+      decompression-bomb error limit (its warning, at half that, is silenced).
+  """
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      return Image.open(io.BytesIO(data))
+  except UnidentifiedImageError as e:
+    raise UnreadableImageError(path, "not a readable image (no image format recognised)") from e
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    raise UnreadableImageError(path, f"not a readable image ({type(e).__name__}: {e})") from e
 
 
 def write_image(path: str, image: np.ndarray, info: ImageInfo,
@@ -133,6 +185,25 @@ def png_header(data: bytes) -> Tuple[int, int]:
   if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
     raise ValueError("not a PNG file")
   return data[24], data[25]
+
+
+def check_pixels(path: str, image: Image.Image, max_pixels: Optional[int] = None) -> None:
+  """UnreadableImageError if `image` has more than `max_pixels` pixels (None: PIL's
+  `Image.MAX_IMAGE_PIXELS`, ~89 M; 0: no limit)."""
+  limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+  width, height = image.size
+  if limit and width * height > limit:
+    raise UnreadableImageError(path, f"{width}x{height} is {width * height} pixels, over the "
+                               f"limit of {limit} (max_pixels)")
+
+
+def _os_error_reason(path: str, error: OSError) -> str:
+  """Why `path` cannot be opened, in words: e.g. 'symlink loop', 'dangling symlink'."""
+  if error.errno == errno.ELOOP:
+    return "symlink loop"
+  if error.errno == errno.ENOENT and os.path.islink(path):
+    return f"dangling symlink to {os.readlink(path)}"
+  return error.strerror or str(error)
 
 
 def _decode_png16(data: bytes) -> Tuple[np.ndarray, str]:

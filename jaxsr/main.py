@@ -1,9 +1,11 @@
 """Entry point: `python -m jaxsr.main --config=configs/<name>.py --workdir=<dir> [--mode=eval]`.
 
-Config fields are overridden on the command line: `--config.batch_size=32`.
+Config fields are overridden on the command line: `--config.batch_size=32`. Mistakes (flags,
+config, data, weights, checkpoints) end in one `error: <message>` line (see `jaxsr.cli`).
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -13,6 +15,8 @@ from absl import logging  # noqa: E402
 import jax  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from jaxsr import checkpointing  # noqa: E402
+from jaxsr import cli  # noqa: E402
 from jaxsr import evaluate  # noqa: E402
 from jaxsr import train  # noqa: E402
 
@@ -44,15 +48,34 @@ def main(argv):
     initialize_distributed()
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(), jax.process_count(),
                jax.devices())
-  if FLAGS.mode == "eval":
-    evaluate.evaluate(FLAGS.config, FLAGS.workdir)
-    return
   try:
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except train.NonFiniteError as e:
+    if FLAGS.mode == "eval":
+      evaluate.evaluate(FLAGS.config, FLAGS.workdir)
+    else:
+      train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (train.NonFiniteError, checkpointing.CheckpointSaveError) as e:
     logging.error("%s", e)
     raise SystemExit(1) from None
+  except KeyboardInterrupt:
+    cli.fail("interrupted (Ctrl-C); the state reached was saved if it was whole and finite. "
+             "Re-run the same command to resume.", 130)
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    _exit_lost_process(e)
+
+
+def _exit_lost_process(error: Exception) -> None:
+  """A collective failed in a multi-process run: another process died. Says so and exits now,
+  without the shutdown barrier (it would wait for the dead process's heartbeat, then abort)."""
+  first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+  print(f"error: process {jax.process_index()}: an operation with the other processes failed "
+        f"({first_line}). Another process has probably crashed or been killed: see its log. "
+        "Saved checkpoints are intact; re-run every process to resume.", file=sys.stderr,
+        flush=True)
+  logging.flush()
+  os._exit(1)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -6,6 +6,8 @@ MATLAB evaluation scripts of EDSR/RCAN do so for grayscale files, e.g. Set14 `br
 `batch_psnr` is a jit-friendly JAX PSNR for training logs.
 """
 
+from typing import List, Tuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,6 +49,24 @@ def _check_shapes(sr, hr):
     raise ValueError(f"Image shapes differ: {np.shape(sr)} vs {np.shape(hr)}.")
 
 
+def squared_error(sr, hr, crop_border: int, test_y_channel: bool = True) -> Tuple[float, int]:
+  """(sum of squared errors, number of values) of the images `psnr` compares (same arguments):
+  its sufficient statistics, exact to reduce over images computed elsewhere."""
+  _check_shapes(sr, hr)
+  sr, hr = (prepare(x, crop_border, test_y_channel) for x in (sr, hr))
+  errors = (sr - hr)**2
+  # np.sum reduces as np.mean does: sum / count is bitwise np.mean.
+  return float(np.sum(errors)), int(errors.size)
+
+
+def psnr_from_squared_error(sum_squared_error: float, count: int) -> float:
+  """PSNR in dB (max 255) from `squared_error`'s statistics; inf when they are 0."""
+  mse = sum_squared_error / count
+  if mse == 0:
+    return float("inf")
+  return float(10.0 * np.log10(255.0 * 255.0 / mse))
+
+
 def psnr(sr, hr, crop_border: int, test_y_channel: bool = True) -> float:
   """PSNR in dB (max 255) of 8-bit RGB images `[H, W, 3]`; inf for identical images.
 
@@ -56,12 +76,7 @@ def psnr(sr, hr, crop_border: int, test_y_channel: bool = True) -> float:
     crop_border: pixels removed from each border before comparing (usually the scale).
     test_y_channel: compare the Y channel of MATLAB `rgb2ycbcr` (papers) instead of RGB.
   """
-  _check_shapes(sr, hr)
-  sr, hr = (prepare(x, crop_border, test_y_channel) for x in (sr, hr))
-  mse = np.mean((sr - hr)**2)
-  if mse == 0:
-    return float("inf")
-  return float(10.0 * np.log10(255.0 * 255.0 / mse))
+  return psnr_from_squared_error(*squared_error(sr, hr, crop_border, test_y_channel))
 
 
 def _gaussian_kernel_1d(size=_SSIM_WINDOW_SIZE, sigma=_SSIM_SIGMA):
@@ -78,16 +93,30 @@ def _filter_valid(image, kernel):
   return np.lib.stride_tricks.sliding_window_view(rows, size, axis=1) @ kernel
 
 
-def _ssim_single_channel(x, y):
-  """Mean SSIM of two float64 `[H, W]` images in [0, 255]."""
+def _ssim_map(x, y):
+  """SSIM map `[H - 10, W - 10]` of two float64 `[H, W]` images in [0, 255]."""
   kernel = _gaussian_kernel_1d()
   mu_x, mu_y = _filter_valid(x, kernel), _filter_valid(y, kernel)
   var_x = _filter_valid(x * x, kernel) - mu_x**2
   var_y = _filter_valid(y * y, kernel) - mu_y**2
   cov_xy = _filter_valid(x * y, kernel) - mu_x * mu_y
-  ssim_map = (((2.0 * mu_x * mu_y + _SSIM_C1) * (2.0 * cov_xy + _SSIM_C2)) /
-              ((mu_x**2 + mu_y**2 + _SSIM_C1) * (var_x + var_y + _SSIM_C2)))
-  return ssim_map.mean()
+  return (((2.0 * mu_x * mu_y + _SSIM_C1) * (2.0 * cov_xy + _SSIM_C2)) /
+          ((mu_x**2 + mu_y**2 + _SSIM_C1) * (var_x + var_y + _SSIM_C2)))
+
+
+def ssim_sums(sr, hr, crop_border: int, test_y_channel: bool = True) -> Tuple[List[float], int]:
+  """([sum of the SSIM map of each channel], values per map) of the images `ssim` compares
+  (same arguments): its sufficient statistics."""
+  _check_shapes(sr, hr)
+  sr, hr = (prepare(x, crop_border, test_y_channel) for x in (sr, hr))
+  maps = [_ssim_map(sr[..., c], hr[..., c]) for c in range(sr.shape[-1])]
+  # np.sum reduces as np.mean does: sum / count is bitwise np.mean.
+  return [float(np.sum(m)) for m in maps], int(maps[0].size)
+
+
+def ssim_from_sums(sums: List[float], count: int) -> float:
+  """SSIM from `ssim_sums`'s statistics: the mean over channels of the mean of each map."""
+  return float(np.mean([s / count for s in sums]))
 
 
 def ssim(sr, hr, crop_border: int, test_y_channel: bool = True) -> float:
@@ -95,10 +124,7 @@ def ssim(sr, hr, crop_border: int, test_y_channel: bool = True) -> float:
 
   Arguments as in `psnr`. RGB SSIM is the mean over the three channels.
   """
-  _check_shapes(sr, hr)
-  sr, hr = (prepare(x, crop_border, test_y_channel) for x in (sr, hr))
-  return float(np.mean([_ssim_single_channel(sr[..., c], hr[..., c])
-                        for c in range(sr.shape[-1])]))
+  return ssim_from_sums(*ssim_sums(sr, hr, crop_border, test_y_channel))
 
 
 def batch_psnr(sr: jax.Array, hr: jax.Array, max_val: float = 1.0) -> jax.Array:

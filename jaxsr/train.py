@@ -4,18 +4,18 @@ Stages: validate config -> models, optimizers -> losses and train step -> restor
 -> input pipeline at the restored position -> loop (step, log, validate, checkpoint) -> final
 checkpoint. A GAN run differs only in its state (`GanState`) and step
 (`steps.make_gan_train_step`). A non-finite metric stops the run before any checkpoint of the bad
-state is written; SIGTERM or Ctrl-C saves the state reached.
+state is written. SIGTERM on any process (preemption) stops every process at the same step, with
+a checkpoint of it, and returns normally; Ctrl-C saves the state reached and re-raises.
+Checkpoints are written in the background (`checkpointing.save(wait=False)`).
 """
 
-import os
 import pickle
-import signal
-import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 from clu import metric_writers
+from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -26,6 +26,7 @@ from jaxsr import checkpointing
 from jaxsr import config_base
 from jaxsr import convert
 from jaxsr import evaluate
+from jaxsr import preemption
 from jaxsr import sharding
 from jaxsr import state as state_lib
 from jaxsr.data import input_pipeline
@@ -114,7 +115,7 @@ def _load_variables(option: str, source: str, like: Dict[str, Any], what: str,
       logging.info("Initialised the %s from BasicSR weights %s", what, path)
       return variables
     workdir, which = checkpointing.split_checkpoint_path(source)
-    if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
+    if not epath.Path(checkpointing.checkpoint_dir(workdir)).is_dir():
       raise ValueError(f"no checkpoints in {workdir}")
     manager = checkpointing.create_manager(workdir, read_only=True)
     step = checkpointing.resolve_step(manager, which)
@@ -131,11 +132,10 @@ def restore_or_init(config: ml_collections.ConfigDict, manager, comps: builders.
   """Resumes from the latest checkpoint (no fresh init needed), else loads `config.init_from`
   generator variables (and for a GAN `config.init_d_from` discriminator variables) into a
   fresh state, else returns the fresh state."""
-  latest = manager.latest_step()
-  if latest is not None:
-    state, data_state = checkpointing.restore(
-        manager, latest, builders.abstract_state(config, comps, mesh))
-    logging.info("Resumed from step %d (input position %s)", latest, data_state)
+  restored = checkpointing.restore_latest(manager, builders.abstract_state(config, comps, mesh))
+  if restored is not None:
+    state, data_state, step = restored
+    logging.info("Resumed from step %d (input position %s)", step, data_state)
     return state, int(data_state["next_step"])
   state = builders.build_state(config, comps, mesh)
   if config.init_from:
@@ -167,30 +167,12 @@ def _save_on_interrupt(manager, state, pending, flushed_to) -> None:
     checkpointing.save(manager, done, state, input_pipeline.input_state(done))
 
 
-class _StopOnSigterm:
-  """Context: SIGTERM (preemption, `kill`, job schedulers) sets `requested`; the loop checks it
-  between steps, where the state is whole, saves and stops. A second SIGTERM interrupts at once.
-  Only installed in the main thread (signals cannot be handled elsewhere)."""
-
-  def __init__(self):
-    self.requested = False
-    self._previous = None
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.requested:
-      raise KeyboardInterrupt(f"signal {signum} (second)")
-    self.requested = True
-    logging.warning("Received signal %d: saving and stopping after this step.", signum)
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    return self
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+def _close_quietly(manager) -> None:
+  """On the way out with an error: lets background saves of earlier (good) states finish."""
+  try:
+    manager.close()
+  except Exception as e:  # pylint: disable=broad-except; the error in flight matters more.
+    logging.error("While stopping, a background checkpoint write failed too: %s", e)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
@@ -204,11 +186,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                      "use --mode=eval to evaluate it.")
   mesh = sharding.create_mesh()
   is_chief = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # Local or gs://.
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   if is_chief:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    (epath.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
 
   # --- Data first: a source with no usable image fails here, before anything compiles.
   val_sets = evaluate.load_eval_sets(config.eval.datasets, config.scale, config.data.data_dir)
@@ -219,6 +200,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   sr_fn = evaluate.make_sr_fn(builders.make_apply_fn(comps.model))
 
   # --- State: resume where a checkpoint exists; input pipeline at the restored position.
+  checkpointing.quiet_orbax_tracebacks()
   manager = checkpointing.create_manager(workdir, keep=config.keep_checkpoints)
   state, start_step = restore_or_init(config, manager, comps, mesh)
   train_iter = input_pipeline.create_train_iter(
@@ -242,7 +224,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     return means
 
   step = start_step
-  with _StopOnSigterm() as stop:
+  with preemption.StopSignal() as stop:
     try:
       for step in range(start_step + 1, config.num_train_steps + 1):
         batch = sharding.to_global(next(train_iter), mesh)
@@ -264,16 +246,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
           val_metrics = evaluate.validate(sr_fn, variables, val_sets, config.scale, step, writer,
                                           workdir, config.eval.num_samples, is_chief)
 
-        if step % config.checkpoint_every_steps == 0 or is_last or stop.requested:
+        stopping = stop.reached(step)
+        if step % config.checkpoint_every_steps == 0 or is_last or stopping:
           flush(step)
-          checkpointing.save(manager, step, state, input_pipeline.input_state(step), val_metrics)
+          checkpointing.save(manager, step, state, input_pipeline.input_state(step), val_metrics,
+                             wait=False)
         writer.flush()
-        if stop.requested:
-          raise KeyboardInterrupt(f"SIGTERM: stopped at step {step}, state saved")
+        if stopping:
+          break
     except KeyboardInterrupt:
       _save_on_interrupt(manager, state, pending, flushed_to)
+      _close_quietly(manager)
+      raise
+    except BaseException:
+      _close_quietly(manager)
       raise
     finally:
       writer.close()
+  checkpointing.wait_until_saved(manager)
   manager.close()
+  if step < config.num_train_steps:
+    logging.warning("Stopped at step %d of %d on a preemption notice (SIGTERM); the checkpoint "
+                    "of step %d is saved. Re-run the same command to resume.", step,
+                    config.num_train_steps, step)
   return state

@@ -19,7 +19,9 @@ receptive field; memory bounded by the tile; see `jaxsr.inference`). `--outscale
 result to any factor (MATLAB bicubic). Outputs keep the input's bit depth (8 or 16-bit PNG) and
 mode (gray, gray+alpha, RGB, RGBA; alpha upscaled on its own, by the model or bicubic); images
 with alpha are written as PNG whatever `--ext`. Files that cannot be read are skipped with a
-warning; the exit status is 1 if an image failed or none was written. Progress bars (images,
+warning naming the file and why (not an image, corrupt, truncated, empty, permission denied,
+dangling symlink, symlink loop, over PIL's ~89-Mpixel decompression-bomb limit); the exit
+status is 1 if an image failed or none was written. Progress bars (images,
 tiles) are drawn on terminals; a log line per image gives its time.
 """
 
@@ -38,6 +40,7 @@ import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
 
 from jaxsr import checkpointing  # noqa: E402
+from jaxsr import cli  # noqa: E402
 from jaxsr import image_io  # noqa: E402
 from jaxsr import inference  # noqa: E402
 from jaxsr.export import runtimes  # noqa: E402
@@ -53,14 +56,20 @@ flags.DEFINE_string("checkpoint", None,
 flags.DEFINE_string("model", None, "Instead of --workdir: an exported model (.onnx, .tflite, "
                     ".stablehlo or a SavedModel directory) from python -m jaxsr.export.")
 flags.DEFINE_integer("threads", 0, "--model: intra-op threads of ONNX Runtime / TFLite "
-                     "(0: the runtime's default).")
+                     "(0: the runtime's default).", lower_bound=0)
 flags.DEFINE_string("which", "best", "Checkpoint of --workdir: best | latest | <step>.")
 flags.DEFINE_bool("use_ema", True, "Use the EMA parameters when the run kept an EMA.")
 flags.DEFINE_integer("tile", 0, "Tile side in input pixels; 0: whole image at once.",
-                     short_name="t")
-flags.DEFINE_integer("tile_pad", 10, "Input pixels of context around each tile.")
+                     short_name="t", lower_bound=0)
+flags.DEFINE_integer("tile_pad", 10, "Input pixels of context around each tile.",
+                     lower_bound=0)
 flags.DEFINE_float("outscale", None, "Final upscale factor (default: the model's scale).",
                    short_name="s")
+flags.register_validator("outscale", lambda value: value is None or value > 0,
+                         "--outscale must be > 0")
+flags.DEFINE_integer("max_pixels", 89_478_485,
+                     "Skip (by name) input images with more pixels than this; 0: only PIL's own limit.",
+                     lower_bound=0)
 flags.DEFINE_bool("bf16", False, "Compute the model in bfloat16 (parameters stay float32).")
 flags.DEFINE_string("suffix", "out", "Suffix of output names: <stem>_<suffix>.<ext> ('' none).")
 flags.DEFINE_enum("ext", "auto", ["auto", "png", "jpg"],
@@ -71,13 +80,14 @@ flags.mark_flags_as_required(["input", "output"])
 
 
 def list_inputs(spec: str) -> List[str]:
-  """Comma-separated files and folders -> files (a folder's non-hidden files, sorted)."""
+  """Comma-separated files and folders -> files (a folder's non-hidden entries but its
+  subfolders, sorted: dangling links, link loops and FIFOs too, for the reader to skip by name)."""
   paths = []
   for item in filter(None, (s.strip() for s in spec.split(","))):
     if os.path.isdir(item):
       paths += [os.path.join(item, name) for name in sorted(os.listdir(item))
-                if not name.startswith(".") and os.path.isfile(os.path.join(item, name))]
-    elif os.path.exists(item):
+                if not name.startswith(".") and not os.path.isdir(os.path.join(item, name))]
+    elif os.path.lexists(item):
       paths.append(item)
     else:
       raise app.UsageError(f"--input: {item} does not exist")
@@ -139,10 +149,7 @@ def main(argv):
   if not inputs:
     raise app.UsageError(f"--input={FLAGS.input}: no files")
   single_file = writes_single_file(FLAGS.input, FLAGS.output)
-  try:
-    label, scale, sr_fn, multiple = load_upscaler()
-  except (ValueError, ImportError) as e:
-    sys.exit(f"Error: {e}")
+  label, scale, sr_fn, multiple = load_upscaler()  # Errors: one line, by jaxsr.cli.
   if not single_file:
     os.makedirs(FLAGS.output, exist_ok=True)
   elif os.path.dirname(FLAGS.output):
@@ -150,13 +157,13 @@ def main(argv):
   logging.info("%s, %d input file(s), tile %d, tile_pad %d, outscale %s", label, len(inputs),
                FLAGS.tile, FLAGS.tile_pad, FLAGS.outscale or scale)
 
-  written, skipped, failed = 0, 0, 0
+  written, skipped, failed = 0, [], 0
   for path in tqdm.tqdm(inputs, desc="images", unit="image", disable=None):
     try:
-      image, info = image_io.read_image(path)
+      image, info = image_io.read_image(path, max_pixels=FLAGS.max_pixels)
     except image_io.UnreadableImageError as e:
       logging.warning("Skipping unreadable file %s", e)
-      skipped += 1
+      skipped.append(f"{os.path.basename(path)} ({e.reason})")
       continue
     dest = FLAGS.output if single_file else output_path(path, info, FLAGS.output, FLAGS.suffix,
                                                         FLAGS.ext)
@@ -184,10 +191,11 @@ def main(argv):
     logging.info("%s (%dx%d %s %d-bit) -> %s (%dx%d) in %.2f s", path, image.shape[1],
                  image.shape[0], info.mode, info.bit_depth, dest, out.shape[1], out.shape[0],
                  time.perf_counter() - start)
-  logging.info("Wrote %d image(s); skipped %d unreadable, %d failed.", written, skipped, failed)
+  logging.info("Wrote %d image(s); skipped %d unreadable, %d failed.%s", written, len(skipped),
+               failed, "".join(f"\n  skipped {name}" for name in skipped))
   if failed or not written:
     sys.exit(1)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

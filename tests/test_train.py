@@ -115,7 +115,8 @@ def test_killed_run_resumes_to_the_same_state(folders, tmp_path):
 
 
 def test_sigterm_saves_the_current_state(folders, tmp_path):
-  """Preemption (SIGTERM) mid-run saves the state reached, between checkpoint intervals."""
+  """Preemption (SIGTERM) mid-run saves the state reached, between checkpoint intervals, and
+  exits 0 with a line saying how to resume."""
   config_path, env = _tiny_config_file(tmp_path, folders[0])
   workdir = tmp_path / "preempted"
   proc = subprocess.Popen(
@@ -132,12 +133,15 @@ def test_sigterm_saves_the_current_state(folders, tmp_path):
       assert time.time() < deadline, "training did not reach step 6 in time"
       time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
+    returncode = proc.wait(timeout=120)
   finally:
     proc.kill()
     reader.join(timeout=10)
+  log = "".join(lines)
   step = checkpointing.create_manager(str(workdir), read_only=True).latest_step()
-  assert step is not None and step >= 6, "".join(lines)[-3000:]
+  assert step is not None and step >= 6, log[-3000:]
+  assert returncode == 0 and "Traceback" not in log, log[-3000:]
+  assert f"Stopped at step {step} of 100000" in log and "Re-run the same command" in log
   saved, data_state = saved_state(workdir, step)
   assert data_state == {"next_step": step} and int(saved["step"]) == step
 

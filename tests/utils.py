@@ -3,6 +3,8 @@
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import jax
 import numpy as np
@@ -131,3 +133,58 @@ def tiny_realworld_config(train_dir: str, val_dir: str = "", scale: int = 2, gan
   c.data.crop_pad_size = 32
   c.degradation.queue_size = 8
   return c
+
+
+def tiny_config_file(path, train_dir: str, maker: str = "tiny_config") -> str:
+  """Writes a config file whose `get_config()` returns `<maker>(train_dir)` (a function of this
+  module), for `jaxsr.main` processes; returns its path."""
+  path = str(path)
+  with open(path, "w") as f:
+    f.write(f"import sys\nsys.path.insert(0, {REPO!r})\nfrom tests import utils\n"
+            f"def get_config():\n  return utils.{maker}({train_dir!r})\n")
+  return path
+
+
+def process_env(**extra: str) -> dict:
+  """Environment for a jaxsr process: CPU, one device, the repository importable."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO,
+             PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+  env.pop("XLA_FLAGS", None)
+  env.update(extra)
+  return env
+
+
+class LoggedProcess:
+  """A subprocess whose stderr is collected line by line in a thread, so a test can wait for a
+  log line, signal it, and read its whole log."""
+
+  def __init__(self, args, env=None, cwd=REPO):
+    self.proc = subprocess.Popen([str(a) for a in args], env=env or process_env(), cwd=cwd,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    self.lines = []
+    self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr),
+                                    daemon=True)
+    self._reader.start()
+
+  @property
+  def log(self) -> str:
+    return "".join(self.lines)
+
+  def wait_for(self, text: str, timeout: float = 240) -> None:
+    """Blocks until a stderr line contains `text`; fails if the process ends or time runs out."""
+    deadline = time.time() + timeout
+    while not any(text in line for line in list(self.lines)):
+      assert self.proc.poll() is None, f"exited before '{text}':\n{self.log[-3000:]}"
+      assert time.time() < deadline, f"no '{text}' within {timeout} s:\n{self.log[-3000:]}"
+      time.sleep(0.05)
+
+  def wait(self, timeout: float = 240) -> int:
+    """Exit status (kills the process first if it is still running after `timeout`)."""
+    try:
+      return self.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      self.proc.kill()
+      self.proc.wait()
+      raise
+    finally:
+      self._reader.join(timeout=10)

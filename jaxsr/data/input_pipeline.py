@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from jaxsr import config_base
+from jaxsr import metrics
 from jaxsr.data import sources
 from jaxsr.data.imresize_tf import imresize_tf
 
@@ -243,20 +244,34 @@ class EvalImage(NamedTuple):
   grayscale: bool
 
 
-def load_eval_images(spec: str, data_dir: str = "") -> List[EvalImage]:
+def min_eval_size(scale: int) -> int:
+  """Smallest HR side that evaluates at `scale`: mod-cropped to the scale, less the `scale`
+  pixels of border that PSNR/SSIM crop on each side, it still holds SSIM's window."""
+  window = metrics._SSIM_WINDOW_SIZE  # pylint: disable=protected-access
+  return -(-(window + 2 * scale) // scale) * scale
+
+
+def load_eval_images(spec: str, data_dir: str = "",
+                     scale: Optional[int] = None) -> List[EvalImage]:
   """`folder:` or `tfds:` spec -> [EvalImage(name without extension, HR, grayscale)] by name.
 
   A spec without a `kind:` prefix is a folder if one exists there, else a tfds name. Bad files
-  are skipped or converted as for training (`sources.load_source`); tfds datasets use their
-  test split, else validation, else train, unless the spec names one.
+  are skipped or converted as for training (`sources.load_source`), and so are images over
+  PIL's decompression-bomb limit (~89 Mpixels: making the LR of a 100-Mpixel image alone takes
+  a minute) and, given the `scale`, images smaller than `min_eval_size(scale)`; tfds datasets
+  use their test split, else validation, else train, unless the spec names one.
   """
   if spec.partition(":")[0] not in sources.SPEC_KINDS:
     spec = ("folder:" if os.path.isdir(spec) else "tfds:") + spec
   kind, _ = sources.parse_spec(spec)
   if kind == "paired":
     raise ValueError(f"Eval spec '{spec}': use folder:<hr_dir> (LR is made by bicubic).")
+  min_size = min_eval_size(scale) if scale else 1
   source = sources.load_source(spec, data_dir=data_dir, hr_only=True,
-                               default_splits=("test", "validation", "train"))
+                               default_splits=("test", "validation", "train"),
+                               min_hr_size=min_size,
+                               min_size_what=f"minimum to evaluate at x{scale}",
+                               max_pixels=None)
   logging.info("Eval data %s: %s", spec, source.summary)
   names = [os.path.splitext(e.name)[0] if kind == "folder" else e.name for e in source.hr]
   images = [EvalImage(name, hr, entry.grayscale)

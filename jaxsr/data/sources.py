@@ -8,8 +8,10 @@ A spec names where images come from:
                             a single `hr` or `image` feature -> HR images.
 
 Every image is checked on the host before anything is compiled (`load_source`):
-  - empty, unreadable, corrupt or truncated files, and images smaller than the training patch,
-    are skipped with a warning naming the file and the reason;
+  - empty, unreadable (permission, dangling symlink, symlink loop, not a regular file), corrupt
+    or truncated files, and images smaller than the training patch, are skipped with a warning
+    naming the file and the reason (folders: files without an image extension are named in one
+    warning; a folder reached again through a symlink is listed once);
   - 16-bit, grayscale, palette, RGBA (alpha dropped, like cv2.IMREAD_COLOR) and CMYK images, and
     formats other than PNG/JPEG, are converted once to 8-bit RGB PNG kept in memory (a warning
     names each content conversion).
@@ -25,7 +27,7 @@ import dataclasses
 import io
 import os
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 import warnings
 
 from absl import logging
@@ -47,6 +49,7 @@ _PIL_MODE_NAMES = {"1": "1-bit", "L": "grayscale", "LA": "grayscale+alpha", "P":
                    "I;16N": "16-bit grayscale"}
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
 _MAX_SCAN_THREADS = 16
+_MAX_NAMED = 10  # Files named in the warning about files without an image extension.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +83,12 @@ class Source:
   summary: Summary
 
 
+class _Limits(NamedTuple):
+  min_size: int  # Smallest usable side ...
+  what: str  # ... which is this, for messages: "patch".
+  max_pixels: Optional[int]  # `image_io.check_pixels`.
+
+
 @dataclasses.dataclass(frozen=True)
 class _Checked:
   label: str  # The file path, or the example name, for messages.
@@ -111,7 +120,8 @@ def parse_spec(spec: str) -> Tuple[str, List[str]]:
 
 def load_source(spec: str, scale: Optional[int] = None, min_hr_size: int = 1,
                 data_dir: str = "", default_splits: Sequence[str] = ("train",),
-                hr_only: bool = False, download: bool = False) -> Source:
+                hr_only: bool = False, download: bool = False,
+                min_size_what: str = "patch", max_pixels: Optional[int] = 0) -> Source:
   """Lists and checks the images of `spec` (see module docstring); logs what it skips/converts.
 
   Args:
@@ -122,6 +132,8 @@ def load_source(spec: str, scale: Optional[int] = None, min_hr_size: int = 1,
     default_splits: tfds split when the spec names none: the first one the dataset has.
     hr_only: for tfds datasets with `hr` and `lr`, use only `hr`.
     download: let tfds download and prepare a missing dataset (never done otherwise).
+    min_size_what: what `min_hr_size` is, for the warnings ("smaller than the 16x16 patch").
+    max_pixels: skip larger images (`image_io.check_pixels`: None PIL's limit, 0 none).
 
   Returns:
     A `Source` with at least one example.
@@ -130,6 +142,7 @@ def load_source(spec: str, scale: Optional[int] = None, min_hr_size: int = 1,
     ValueError: bad spec, or no usable image.
   """
   kind, args = parse_spec(spec)
+  limits = _Limits(min_hr_size, min_size_what, max_pixels)
   if kind == "folder":
     lr_items, hr_items = None, _folder_items(args[0])
   elif kind == "paired":
@@ -138,11 +151,11 @@ def load_source(spec: str, scale: Optional[int] = None, min_hr_size: int = 1,
     hr_items, lr_items = _tfds_items(args[0], args[1], data_dir, default_splits, scale,
                                      hr_only, download)
   if lr_items is None:
-    lr, (hr, counts) = None, _check_single(hr_items, min_hr_size)
+    lr, (hr, counts) = None, _check_single(hr_items, limits)
   elif not scale:
     raise ValueError(f"Paired data '{spec}' needs the SR scale.")
   else:
-    hr, lr, counts = _check_pairs(lr_items, hr_items, scale, min_hr_size)
+    hr, lr, counts = _check_pairs(lr_items, hr_items, scale, limits)
   if not hr:
     raise ValueError(f"No usable image in data spec '{spec}' ({counts.skipped} skipped; "
                      "see the warnings above).")
@@ -158,16 +171,37 @@ def read_images(entries: Sequence[ImageEntry]) -> List[np.ndarray]:
 
 
 def _folder_items(folder: str) -> List[Tuple[str, str, Optional[bytes]]]:
-  """Image files under `folder` -> [(relative path, path, None)] sorted by relative path."""
+  """Image files under `folder` -> [(relative path, path, None)] sorted by relative path.
+
+  Symlinks are followed, but a folder already listed (a symlink loop, or two links to one
+  folder) is listed once. Every file with an image extension is listed, even a dangling link or
+  a link loop (`_check_image` skips it, naming it); other non-hidden files are named in one
+  warning.
+  """
   if not os.path.isdir(folder):
     raise ValueError(f"Image folder '{folder}' does not exist.")
-  items = []
+  items, ignored, seen = [], [], set()
   for root, dirs, files in os.walk(folder, followlinks=True):
+    info = os.stat(root)
+    if (info.st_dev, info.st_ino) in seen:
+      logging.warning("Skipping folder %s: already listed as %s (symlink loop or duplicate "
+                      "link).", root, os.path.realpath(root))
+      dirs.clear()
+      continue
+    seen.add((info.st_dev, info.st_ino))
     dirs.sort()
     for file in files:
+      path = os.path.join(root, file)
+      relative = os.path.relpath(path, folder).replace(os.sep, "/")
       if file.lower().endswith(IMAGE_EXTENSIONS):
-        path = os.path.join(root, file)
-        items.append((os.path.relpath(path, folder).replace(os.sep, "/"), path, None))
+        items.append((relative, path, None))
+      elif not file.startswith("."):
+        ignored.append(relative)
+  if ignored:
+    shown = ", ".join(sorted(ignored)[:_MAX_NAMED])
+    more = f" and {len(ignored) - _MAX_NAMED} more" if len(ignored) > _MAX_NAMED else ""
+    logging.warning("Ignoring %d file(s) in %s without an image extension (%s): %s%s.",
+                    len(ignored), folder, " ".join(IMAGE_EXTENSIONS), shown, more)
   return sorted(items)
 
 
@@ -238,16 +272,16 @@ def _check_div2k_scale(name: str, scale: Optional[int]) -> None:
 # --- Checking ------------------------------------------------------------------------------------
 
 
-def _check_all(items, min_size: int) -> List[_Checked]:
+def _check_all(items, limits: _Limits) -> List[_Checked]:
   """Checks items [(name, path, bytes or None)] in parallel threads (decoders release the GIL)."""
   workers = min(_MAX_SCAN_THREADS, os.cpu_count() or 1)
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-    return list(pool.map(lambda item: _check_image(*item, min_size), items))
+    return list(pool.map(lambda item: _check_image(*item, limits), items))
 
 
-def _check_single(items, min_size: int) -> Tuple[List[ImageEntry], Summary]:
+def _check_single(items, limits: _Limits) -> Tuple[List[ImageEntry], Summary]:
   """Checks HR-only items -> (usable entries, Summary)."""
-  checked = _check_all(items, min_size)
+  checked = _check_all(items, limits)
   for c in checked:
     _log(c)
   entries = [c.entry for c in checked if c.entry is not None]
@@ -255,7 +289,7 @@ def _check_single(items, min_size: int) -> Tuple[List[ImageEntry], Summary]:
   return entries, Summary(len(entries), converted, len(checked) - len(entries))
 
 
-def _check_pairs(lr_items, hr_items, scale: int, min_hr_size: int):
+def _check_pairs(lr_items, hr_items, scale: int, limits: _Limits):
   """Matches LR to HR by name, checks both and their sizes -> (hr entries, lr entries, Summary)."""
   lr_by_key = {}
   skipped = 0
@@ -281,9 +315,9 @@ def _check_pairs(lr_items, hr_items, scale: int, min_hr_size: int):
     logging.warning("Skipping LR image %s: no HR image with the same name.",
                     _item_label(item))
     skipped += 1
-  lr_min = -(-min_hr_size // scale)
-  lr_checked = _check_all([lr for lr, _ in pairs], lr_min)
-  hr_checked = _check_all([hr for _, hr in pairs], lr_min * scale)
+  lr_min = -(-limits.min_size // scale)
+  lr_checked = _check_all([lr for lr, _ in pairs], limits._replace(min_size=lr_min))
+  hr_checked = _check_all([hr for _, hr in pairs], limits._replace(min_size=lr_min * scale))
   hr_entries, lr_entries, converted = [], [], 0
   for lr, hr in zip(lr_checked, hr_checked):
     _log(lr)
@@ -316,28 +350,24 @@ def _log(checked: _Checked) -> None:
     logging.warning("Converting image %s: %s.", checked.label, checked.conversion)
 
 
-def _check_image(name: str, path: str, data: Optional[bytes], min_size: int) -> _Checked:
+def _check_image(name: str, path: str, data: Optional[bytes], limits: _Limits) -> _Checked:
   """Reads, checks and (when needed) converts one image; never raises for a bad image."""
   def skip(problem):
     return _Checked(path or name, None, problem=problem)
 
-  if data is None:
-    try:
-      with open(path, "rb") as f:
-        data = f.read()
-    except OSError as e:
-      return skip(f"cannot read the file ({e})")
-  if not data:
-    return skip("empty file (0 bytes)")
   try:
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore")
-      image = Image.open(io.BytesIO(data))
-      width, height = image.size
-  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-    return skip(f"not a readable image ({type(e).__name__}: {e})")
-  if min(height, width) < min_size:
-    return skip(f"{width}x{height} is smaller than the {min_size}x{min_size} patch")
+    if data is None:
+      data = image_io.read_file(path)
+    elif not data:
+      return skip("empty file (0 bytes)")
+    image = image_io.open_image(path or name, data)
+    image_io.check_pixels(path or name, image, limits.max_pixels)
+  except image_io.UnreadableImageError as e:
+    return skip(e.reason)
+  width, height = image.size
+  if min(height, width) < limits.min_size:
+    return skip(f"{width}x{height} is smaller than the {limits.min_size}x{limits.min_size} "
+                f"{limits.what}")
   conversion = _needed_conversion(image, data)
   try:
     if conversion is None:  # Decoded as is by the pipeline: check that it decodes.
@@ -359,7 +389,8 @@ def _check_image(name: str, path: str, data: Optional[bytes], min_size: int) -> 
 
 def _first_line(error: Exception) -> str:
   text = getattr(error, "message", None) or str(error)
-  return text.strip().splitlines()[0] if text.strip() else ""
+  text = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", text).strip()  # TF's op names.
+  return text.splitlines()[0] if text else ""
 
 
 def _needed_conversion(image: Image.Image, data: bytes) -> Optional[str]:

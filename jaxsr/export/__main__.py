@@ -26,6 +26,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from jaxsr import checkpointing  # noqa: E402
+from jaxsr import cli  # noqa: E402
 from jaxsr import inference  # noqa: E402
 from jaxsr.export import exporter  # noqa: E402
 from jaxsr.export import metadata as metadata_lib  # noqa: E402
@@ -50,12 +51,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   checkpointing.quiet_orbax_info()
-  try:
-    config, model, variables = inference.load_generator(
-        FLAGS.workdir or "", FLAGS.checkpoint or "", FLAGS.which, FLAGS.use_ema, FLAGS.dtype)
-    program = exporter.program_from_generator(config, model, variables)
-  except ValueError as e:
-    sys.exit(f"Error: {e}")
+  # ValueError / ImportError / missing files end in one line (jaxsr.cli).
+  config, model, variables = inference.load_generator(
+      FLAGS.workdir or "", FLAGS.checkpoint or "", FLAGS.which, FLAGS.use_ema, FLAGS.dtype)
+  program = exporter.program_from_generator(config, model, variables)
   workdir = FLAGS.workdir or checkpointing.split_checkpoint_path(FLAGS.checkpoint)[0]
   output = FLAGS.output or exporter.default_output(FLAGS.format, workdir)
   meta = metadata_lib.build(
@@ -63,10 +62,7 @@ def main(argv):
       FLAGS.dtype, {"workdir": os.path.abspath(workdir), "which": FLAGS.which,
                     "step": int(config.eval.checkpoint), "use_ema": FLAGS.use_ema},
       " ".join(shlex.quote(a) for a in ["python", "-m", "jaxsr.export"] + sys.argv[1:]))
-  try:
-    meta_path, _ = exporter.export(program, FLAGS.format, output, meta)
-  except (ValueError, ImportError) as e:
-    sys.exit(f"Error: {e}")
+  meta_path, _ = exporter.export(program, FLAGS.format, output, meta)
   logging.info("Wrote %s (%s, %s x%d, input multiple %d) and %s", output, FLAGS.format,
                config.model.name, config.scale, program.multiple, meta_path)
   if FLAGS.verify:
@@ -75,9 +71,9 @@ def main(argv):
     logging.info("Verified in its runtime: max |export - jaxsr| = %.2e (limit %.0e)", worst,
                  limit)
     if not worst <= limit:
-      sys.exit(f"Error: the export differs from jaxsr by {worst:.3e} > {limit:.0e}.")
+      cli.fail(f"the export differs from jaxsr by {worst:.3e} > {limit:.0e}.")
   print(output)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

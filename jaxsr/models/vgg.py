@@ -176,7 +176,12 @@ def load_keras_h5(path: str) -> tuple[Params, str]:
     (params {'convB_C': {'kernel', 'bias'}} float32 numpy, 'caffe').
   """
   params = {}
-  with h5py.File(path, "r") as f:
+  try:
+    file = h5py.File(path, "r")
+  except OSError as e:  # Not HDF5, truncated: h5py's OSError names no fix.
+    raise ValueError(f"VGG19 weights file {path!r} is not a readable HDF5 file ({e}). "
+                     f"{_weights_help()}") from None
+  with file as f:
     root = f["model_weights"] if "model_weights" in f else f
     for layer in _decode(root.attrs.get("layer_names", [])):
       if not (layer.startswith("block") and "_conv" in layer):
@@ -239,7 +244,7 @@ def load_vgg19_params(path: str) -> tuple[Params, str]:
     (params, preprocessing), preprocessing 'caffe' (Keras) or 'torch' (torchvision).
 
   Raises:
-    ValueError: unknown file type, or conv layers missing from the file.
+    ValueError: unknown or unreadable file, or conv layers missing from the file.
   """
   with open(path, "rb") as f:
     magic = f.read(8)
