@@ -94,6 +94,7 @@ def _kill_once(workdir: str, mode: str, rng: random.Random, log_path: str) -> di
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=log, stderr=log)
   target = rng.randint(1, 8)
   start_step, deadline = None, time.time() + 600
+  stale = set(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else set()
   while proc.poll() is None and time.time() < deadline:
     text = open(log_path).read()
     step = _last(r"step (\d+)/60", text, -1)
@@ -102,7 +103,7 @@ def _kill_once(workdir: str, mode: str, rng: random.Random, log_path: str) -> di
     if mode == "steps" and start_step is not None and step >= start_step + target:
       proc.send_signal(signal.SIGKILL)
     if mode == "write" and os.path.isdir(ckpt_dir) and any(
-        "tmp" in name for name in os.listdir(ckpt_dir)):
+        "tmp" in name for name in set(os.listdir(ckpt_dir)) - stale):
       proc.send_signal(signal.SIGKILL)
     time.sleep(0.002)
   proc.wait()

@@ -76,7 +76,8 @@ def create_manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.
   ])
   options = ocp.CheckpointManagerOptions(
       best_fn=_best_value, best_mode="max", preservation_policy=policy, create=not read_only,
-      read_only=read_only, enable_async_checkpointing=not read_only)
+      read_only=read_only, enable_async_checkpointing=not read_only,
+      cleanup_tmp_directories=not read_only)  # Left by a crash in the middle of a save.
   return ocp.CheckpointManager(
       checkpoint_dir(workdir), options=options,
       item_handlers={"state": ocp.StandardCheckpointHandler(),

@@ -58,6 +58,7 @@ def test_kill_during_async_save_keeps_previous_checkpoint_and_resumes_exactly(
                                  f"--workdir={workdir}", "--config.checkpoint_every_steps=2"])
   assert resumed.wait() == 0, resumed.log[-3000:]
   assert "Resumed from step 2" in resumed.log
+  assert not any("tmp" in name for name in os.listdir(ckpt_dir)), os.listdir(ckpt_dir)
   assert_trees_equal(saved_state(straight_run, 6), saved_state(workdir, 6))
 
 
