@@ -13,7 +13,7 @@ The SIGKILL suite (the long one; RELIABILITY.md):
   python bench/fault_injection.py --suite=sigkill --runs=10 --seed=0 [--workdir=/tmp/faults]
 
 trains a small quickstart run once straight and once while being SIGKILLed at `runs` random
-points (after a random number of steps, during a background checkpoint write, or at the commit
+points (after 3-15 steps, during a background checkpoint write, or at the commit
 of a checkpoint), restarting the same command after each kill; it reports the work lost per
 kill and whether the final parameters are bitwise those of the straight run.
 """
@@ -92,7 +92,7 @@ def _kill_once(workdir: str, mode: str, rng: random.Random, log_path: str) -> di
     cmd = _main_cmd(workdir)
   with open(log_path, "w") as log:
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=log, stderr=log)
-  target = rng.randint(1, 8)
+  target = rng.randint(3, 15)  # Steps after the start: across 1-2 checkpoints.
   start_step, deadline = None, time.time() + 600
   stale = set(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else set()
   while proc.poll() is None and time.time() < deadline:

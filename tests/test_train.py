@@ -205,3 +205,21 @@ def test_init_from_loads_ema_params_and_rejects_another_architecture(folders, tm
   config.model.num_feat = 8
   with pytest.raises(ValueError, match="does not fit this model"):
     train.train_and_evaluate(config, str(tmp_path / "other"))
+
+
+def test_ctrl_c_saves_the_state_reached_and_exits_130(folders, tmp_path):
+  config_path = utils.tiny_config_file(tmp_path / "config.py", folders[0])
+  workdir = tmp_path / "interrupted"
+  proc = utils.LoggedProcess(_main_cmd(config_path, workdir, "--config.num_train_steps=100000",
+                                       "--config.checkpoint_every_steps=100000",
+                                       "--config.log_every_steps=1"))
+  try:
+    proc.wait_for("step 3/100000")
+    proc.proc.send_signal(signal.SIGINT)
+  finally:
+    code = proc.wait(timeout=120)
+  assert code == 130 and "Traceback" not in proc.log, proc.log[-3000:]
+  assert "error: interrupted (Ctrl-C)" in proc.log
+  step = checkpointing.create_manager(str(workdir), read_only=True).latest_step()
+  saved, data_state = saved_state(workdir, step)
+  assert step >= 3 and data_state == {"next_step": step} and int(saved["step"]) == step
