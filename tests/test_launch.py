@@ -25,7 +25,8 @@ STUBBED = ("gcloud", "tar", "sleep", "srun", "sbatch", "python", "python3")
 # command exits with the status next in $STUB_DIR/train. Other stubs print $STUB_OUTPUT (stderr)
 # and exit with $STUB_RC.
 STUB = r"""#!/usr/bin/env bash
-{ printf '%s\x1f' "${0##*/}" "$@"; echo; } >>"$STUB_DIR/calls"
+# One write per call (O_APPEND), so that concurrent stubs never interleave their records.
+printf -v record '%s\x1f' "${0##*/}" "$@"; echo "$record" >>"$STUB_DIR/calls"
 [[ -n ${STUB_FAIL:-} ]] && exit 97
 [[ -n ${STUB_OUTPUT:-} ]] && echo "$STUB_OUTPUT" >&2
 pop() { local first; first=$(head -n 1 "$STUB_DIR/$1"); sed -i 1d "$STUB_DIR/$1"; echo "$first"; }
