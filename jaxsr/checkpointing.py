@@ -12,6 +12,7 @@ when complete — a crash mid-write leaves the previous checkpoints as they were
 aside in `<workdir>/checkpoints_unreadable/`.
 """
 
+import contextlib
 import logging as std_logging
 import os
 import time
@@ -23,6 +24,8 @@ import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
+
+from jaxsr import cli
 
 BEST_METRIC = "val_psnr_y"
 
@@ -114,32 +117,22 @@ def wait_until_saved(manager: ocp.CheckpointManager) -> None:
     manager.wait_until_finished()
 
 
-class _save_errors:  # pylint: disable=invalid-name
+@contextlib.contextmanager
+def _save_errors(manager: ocp.CheckpointManager, step: Optional[int]):
   """Context: an exception from orbax while saving -> CheckpointSaveError with the fix."""
-
-  def __init__(self, manager: ocp.CheckpointManager, step: Optional[int]):
-    self.manager, self.step = manager, step
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, kind, error, traceback):
-    if error is None or not isinstance(error, Exception) or isinstance(
-        error, CheckpointSaveError):
-      return False
-    what = f"at step {self.step}" if self.step is not None else "(background write)"
-    good = _finished_steps(self.manager)
+  try:
+    yield
+  except CheckpointSaveError:
+    raise
+  except Exception as error:  # pylint: disable=broad-except; any write error, re-raised.
+    what = f"at step {step}" if step is not None else "(background write)"
+    good = _finished_steps(manager)
     kept = (f"the checkpoint at step {good[-1]} is intact" if good else
             "no earlier checkpoint exists")
     raise CheckpointSaveError(
-        f"Saving the checkpoint {what} in {self.manager.directory} failed "
-        f"({type(error).__name__}: {_first_line(error)}); {kept}. Free space or fix "
+        f"Saving the checkpoint {what} in {manager.directory} failed "
+        f"({type(error).__name__}: {cli.first_line(error)}); {kept}. Free space or fix "
         "the permissions of the workdir and re-run the same command to resume.") from error
-
-
-def _first_line(error: BaseException) -> str:
-  text = str(error).strip()
-  return text.splitlines()[0] if text else type(error).__name__
 
 
 def _finished_steps(manager: ocp.CheckpointManager) -> list:
@@ -204,7 +197,7 @@ def restore_latest(manager: ocp.CheckpointManager,
       state, data_state = restore(manager, step, abstract_state)
     except Exception as e:  # pylint: disable=broad-except; any read error, re-raised below.
       logging.warning("Checkpoint at step %d in %s cannot be restored (%s: %s).", step,
-                      manager.directory, type(e).__name__, _first_line(e))
+                      manager.directory, type(e).__name__, cli.first_line(e))
       failures.append((step, e))
       continue
     if failures:

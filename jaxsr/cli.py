@@ -42,6 +42,12 @@ def fail(message: str, code: int = ERROR_EXIT) -> NoReturn:
   raise SystemExit(code)
 
 
+def first_line(error: BaseException) -> str:
+  """The first line of `error`'s text, or its type's name when it has none."""
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
 def error_message(error: BaseException) -> str:
   """The text of `error` for `fail`: an OSError names its file, not its errno."""
   if isinstance(error, OSError) and error.strerror and error.filename:

@@ -331,10 +331,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
   for name, pairs in val_sets.items():
     stem = f"{name}_x{config.scale}"
     image_dir = os.path.join(out_dir, stem)
+    if config.eval.save_images:
+      os.makedirs(image_dir, exist_ok=True)
 
     def extra(unused_i, sr, pair, image_dir=image_dir):  # On the process of the image.
       if config.eval.save_images:
-        os.makedirs(image_dir, exist_ok=True)
         Image.fromarray(sr).save(os.path.join(image_dir, pair.name + ".png"))
       if config.eval.bicubic_baseline:
         return published_bicubic_metrics(pair.hr, config.scale, pair.grayscale)

@@ -102,8 +102,8 @@ def read_file(path: str) -> bytes:
   """The bytes of the regular file `path` (links followed).
 
   Raises:
-    UnreadableImageError: missing, a dangling symlink or a symlink loop, permission denied, not
-      a regular file (a FIFO or device would block or never end), or empty.
+    UnreadableImageError: missing, a dangling symlink or a symlink loop, permission denied, or
+      not a regular file (a FIFO or device would block or never end).
   """
   try:
     mode = os.stat(path).st_mode
@@ -114,8 +114,6 @@ def read_file(path: str) -> bytes:
       data = f.read()
   except OSError as e:
     raise UnreadableImageError(path, f"cannot read the file ({_os_error_reason(path, e)})") from e
-  if not data:
-    raise UnreadableImageError(path, "empty file (0 bytes)")
   return data
 
 
@@ -123,9 +121,11 @@ def open_image(path: str, data: bytes) -> Image.Image:
   """PIL image of encoded `data` (only the header is read); `path` names it in errors.
 
   Raises:
-    UnreadableImageError: not an image PIL recognises, a broken header, or over PIL's
+    UnreadableImageError: empty, not an image PIL recognises, a broken header, or over PIL's
       decompression-bomb error limit (its warning, at half that, is silenced).
   """
+  if not data:
+    raise UnreadableImageError(path, "empty file (0 bytes)")
   try:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")

@@ -68,11 +68,10 @@ def main(argv):
 def _exit_lost_process(error: Exception) -> None:
   """A collective failed in a multi-process run: another process died. Says so and exits now,
   without the shutdown barrier (it would wait for the dead process's heartbeat, then abort)."""
-  first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
   print(f"error: process {jax.process_index()}: an operation with the other processes failed "
-        f"({first_line}). Another process has probably crashed or been killed: see its log. "
-        "Saved checkpoints are intact; re-run every process to resume.", file=sys.stderr,
-        flush=True)
+        f"({cli.first_line(error)}). Another process has probably crashed or been killed: see "
+        "its log. Saved checkpoints are intact; re-run every process to resume.",
+        file=sys.stderr, flush=True)
   logging.flush()
   os._exit(1)  # pylint: disable=protected-access
 

@@ -67,8 +67,9 @@ flags.DEFINE_float("outscale", None, "Final upscale factor (default: the model's
                    short_name="s")
 flags.register_validator("outscale", lambda value: value is None or value > 0,
                          "--outscale must be > 0")
-flags.DEFINE_integer("max_pixels", 89_478_485,
-                     "Skip (by name) input images with more pixels than this; 0: only PIL's own limit.",
+flags.DEFINE_integer("max_pixels", None,
+                     "Skip (by name) input images with more pixels than this (default: PIL's "
+                     "decompression-bomb limit, ~89 M); 0: only PIL's own error limit.",
                      lower_bound=0)
 flags.DEFINE_bool("bf16", False, "Compute the model in bfloat16 (parameters stay float32).")
 flags.DEFINE_string("suffix", "out", "Suffix of output names: <stem>_<suffix>.<ext> ('' none).")

@@ -358,8 +358,6 @@ def _check_image(name: str, path: str, data: Optional[bytes], limits: _Limits) -
   try:
     if data is None:
       data = image_io.read_file(path)
-    elif not data:
-      return skip("empty file (0 bytes)")
     image = image_io.open_image(path or name, data)
     image_io.check_pixels(path or name, image, limits.max_pixels)
   except image_io.UnreadableImageError as e:
