@@ -5,7 +5,6 @@ in one process, 2 processes of 2 devices (validate's sample grid), against 1 dev
 import os
 import pickle
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -46,14 +45,6 @@ def make_val_folder(path) -> str:
   return str(path)
 
 
-def subprocess_env(**extra):
-  env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-             PYTHONPATH=REPO, JAX_PLATFORMS="cpu", **extra)
-  if "XLA_FLAGS" not in extra:
-    env.pop("XLA_FLAGS", None)
-  return env
-
-
 def eval_outputs(workdir) -> dict:
   """{relative path: bytes} of what `--mode=eval` wrote, but the report (it names no run)."""
   out = os.path.join(str(workdir), "eval")
@@ -78,11 +69,8 @@ def trained(tmp_path_factory):
   train.train_and_evaluate(config, str(tmp / "run"))
   shutil.copytree(tmp / "run", tmp / "one")
   evaluate.evaluate(config, str(tmp / "one"))
-  config_path = tmp / "config.py"
-  config_path.write_text(
-      "import sys\nsys.path.insert(0, %r)\nfrom tests import test_eval_sharded\n"
-      "def get_config():\n  return test_eval_sharded.eval_config(%r, %r)\n"
-      % (REPO, train_dir, val_dir))
+  config_path = utils.tiny_config_file(tmp / "config.py", train_dir, val_dir,
+                                       maker="test_eval_sharded.eval_config")
   return config_path, tmp / "run", eval_outputs(tmp / "one")
 
 
@@ -101,7 +89,7 @@ def test_two_processes_write_the_eval_of_one(trained, tmp_path):
   result = subprocess.run(
       ["bash", os.path.join(REPO, "launch", "local_multiprocess.sh"), "2", str(config_path),
        str(tmp_path / "two"), "--mode=eval"],
-      cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+      cwd=REPO, env=utils.process_env(), capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-4000:]
   assert "JAX process 1/2" in result.stderr
   assert "Process 0 runs 3 of 5 images" in result.stderr
@@ -115,7 +103,7 @@ def test_three_devices_write_the_eval_of_one(trained, tmp_path):
   result = subprocess.run(
       [sys.executable, "-m", "jaxsr.main", f"--config={config_path}",
        f"--workdir={tmp_path / 'three'}", "--mode=eval"], cwd=REPO,
-      env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=3"),
+      env=utils.process_env(XLA_FLAGS="--xla_force_host_platform_device_count=3"),
       capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-4000:]
   assert "CpuDevice(id=2)" in result.stderr
@@ -185,10 +173,8 @@ def test_validate_on_two_processes_of_two_devices_matches_one_device(tmp_path):
 
   variables_path = tmp_path / "variables.pkl"
   variables_path.write_bytes(pickle.dumps(variables))
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  env = subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  port = utils.free_port()
+  env = utils.process_env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
   procs = [subprocess.Popen(
       [sys.executable, "-m", "tests.test_eval_sharded", str(variables_path),
        str(tmp_path / "four"), str(i), str(port)],

@@ -37,9 +37,10 @@ def straight_run(train_dir, tmp_path_factory):
 
 
 def _faulty_main(fault, at_step, config_path, workdir, *overrides):
-  return utils.LoggedProcess([sys.executable, FAULT_TOOL, f"--fault={fault}", f"--at_step={at_step}",
-                              "--", f"--config={config_path}", f"--workdir={workdir}",
-                              "--config.checkpoint_every_steps=2", *overrides])
+  return utils.LoggedProcess([sys.executable, FAULT_TOOL, f"--fault={fault}",
+                              f"--at_step={at_step}", "--", f"--config={config_path}",
+                              f"--workdir={workdir}", "--config.checkpoint_every_steps=2",
+                              *overrides])
 
 
 def test_kill_during_async_save_keeps_previous_checkpoint_and_resumes_exactly(

@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,17 +36,11 @@ def test_two_processes_match_one(tmp_path):
   config.num_train_steps = config.checkpoint_every_steps = 4
   train.train_and_evaluate(config, str(tmp_path / "one"))
 
-  config_path = tmp_path / "mp_config.py"
-  config_path.write_text(
-      "import sys\nsys.path.insert(0, %r)\nfrom tests import utils\n"
-      "def get_config():\n  c = utils.tiny_config(%r)\n"
-      "  c.num_train_steps = c.checkpoint_every_steps = 4\n  return c\n" % (REPO, train_dir))
-  env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-             PYTHONPATH=REPO)
-  env.pop("XLA_FLAGS", None)
+  config_path = utils.tiny_config_file(tmp_path / "mp_config.py", train_dir)
   result = subprocess.run(
-      ["bash", os.path.join(REPO, "launch", "local_multiprocess.sh"), "2", str(config_path),
-       str(tmp_path / "two")], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+      ["bash", os.path.join(REPO, "launch", "local_multiprocess.sh"), "2", config_path,
+       str(tmp_path / "two"), "--config.num_train_steps=4", "--config.checkpoint_every_steps=4"],
+      cwd=REPO, env=utils.process_env(), capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-4000:]
   assert "JAX process 1/2" in result.stderr
 
@@ -57,15 +50,9 @@ def test_two_processes_match_one(tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 def _start_pair(config_path, workdir, *overrides):
   """Two `jaxsr.main` processes joined over 127.0.0.1 (gloo), as LoggedProcesses."""
-  port = _free_port()
+  port = utils.free_port()
   return [utils.LoggedProcess(
       [sys.executable, "-m", "jaxsr.main", f"--config={config_path}", f"--workdir={workdir}",
        f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",

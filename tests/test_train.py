@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import jax
@@ -73,19 +72,11 @@ def _main_cmd(config_path, workdir, *overrides):
           *overrides]
 
 
-def _tiny_config_file(tmp_path, train_dir):
-  """(a config file returning `utils.tiny_config(train_dir)`, env for a `jaxsr.main` process)."""
-  config_path = tmp_path / "tiny_config.py"
-  config_path.write_text(
-      "import sys\nsys.path.insert(0, %r)\nfrom tests import utils\n"
-      "def get_config():\n  return utils.tiny_config(%r)\n" % (REPO, train_dir))
-  return config_path, dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-
-
 def test_killed_run_resumes_to_the_same_state(folders, tmp_path):
   """SIGKILL a training process after its first checkpoint, restart the same command, and compare
   with an uninterrupted run of the same length."""
-  config_path, env = _tiny_config_file(tmp_path, folders[0])
+  config_path = utils.tiny_config_file(tmp_path / "config.py", folders[0])
+  env = utils.process_env()
   killed = tmp_path / "killed"
   common = ["--config.num_train_steps=100000", "--config.checkpoint_every_steps=4",
             "--config.log_every_steps=4"]
@@ -114,31 +105,26 @@ def test_killed_run_resumes_to_the_same_state(folders, tmp_path):
   assert_trees_equal(straight, resumed)
 
 
+def _signal_endless_run(train_dir, workdir, signum, at_step, log_every):
+  """Starts a 100000-step `jaxsr.main` run (no periodic checkpoint), sends `signum` once it logs
+  `at_step` -> (exit status, log, latest saved step or None)."""
+  config_path = utils.tiny_config_file(os.path.join(workdir.parent, "config.py"), train_dir)
+  proc = utils.LoggedProcess(_main_cmd(config_path, workdir, "--config.num_train_steps=100000",
+                                       "--config.checkpoint_every_steps=100000",
+                                       f"--config.log_every_steps={log_every}"))
+  try:
+    proc.wait_for(f"step {at_step}/100000")
+    proc.proc.send_signal(signum)
+  finally:
+    code = proc.wait(timeout=120)
+  return code, proc.log, checkpointing.create_manager(str(workdir), read_only=True).latest_step()
+
+
 def test_sigterm_saves_the_current_state(folders, tmp_path):
   """Preemption (SIGTERM) mid-run saves the state reached, between checkpoint intervals, and
   exits 0 with a line saying how to resume."""
-  config_path, env = _tiny_config_file(tmp_path, folders[0])
   workdir = tmp_path / "preempted"
-  proc = subprocess.Popen(
-      _main_cmd(config_path, workdir, "--config.num_train_steps=100000",
-                "--config.checkpoint_every_steps=100000", "--config.log_every_steps=2"),
-      env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  lines = []
-  reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-  reader.start()
-  try:
-    deadline = time.time() + 240
-    while not any("step 6/100000" in line for line in lines):
-      assert proc.poll() is None, "".join(lines)[-3000:]
-      assert time.time() < deadline, "training did not reach step 6 in time"
-      time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    returncode = proc.wait(timeout=120)
-  finally:
-    proc.kill()
-    reader.join(timeout=10)
-  log = "".join(lines)
-  step = checkpointing.create_manager(str(workdir), read_only=True).latest_step()
+  returncode, log, step = _signal_endless_run(folders[0], workdir, signal.SIGTERM, 6, 2)
   assert step is not None and step >= 6, log[-3000:]
   assert returncode == 0 and "Traceback" not in log, log[-3000:]
   assert f"Stopped at step {step} of 100000" in log and "Re-run the same command" in log
@@ -208,18 +194,9 @@ def test_init_from_loads_ema_params_and_rejects_another_architecture(folders, tm
 
 
 def test_ctrl_c_saves_the_state_reached_and_exits_130(folders, tmp_path):
-  config_path = utils.tiny_config_file(tmp_path / "config.py", folders[0])
   workdir = tmp_path / "interrupted"
-  proc = utils.LoggedProcess(_main_cmd(config_path, workdir, "--config.num_train_steps=100000",
-                                       "--config.checkpoint_every_steps=100000",
-                                       "--config.log_every_steps=1"))
-  try:
-    proc.wait_for("step 3/100000")
-    proc.proc.send_signal(signal.SIGINT)
-  finally:
-    code = proc.wait(timeout=120)
-  assert code == 130 and "Traceback" not in proc.log, proc.log[-3000:]
-  assert "error: interrupted (Ctrl-C)" in proc.log
-  step = checkpointing.create_manager(str(workdir), read_only=True).latest_step()
+  code, log, step = _signal_endless_run(folders[0], workdir, signal.SIGINT, 3, 1)
+  assert code == 130 and "Traceback" not in log, log[-3000:]
+  assert "error: interrupted (Ctrl-C)" in log
   saved, data_state = saved_state(workdir, step)
   assert step >= 3 and data_state == {"next_step": step} and int(saved["step"]) == step

@@ -1,6 +1,7 @@
 """Helpers for tests: tiny synthetic photographs-like images, tiny configs, CLI runs."""
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -135,14 +136,23 @@ def tiny_realworld_config(train_dir: str, val_dir: str = "", scale: int = 2, gan
   return c
 
 
-def tiny_config_file(path, train_dir: str, maker: str = "tiny_config") -> str:
-  """Writes a config file whose `get_config()` returns `<maker>(train_dir)` (a function of this
-  module), for `jaxsr.main` processes; returns its path."""
+def tiny_config_file(path, *args: str, maker: str = "utils.tiny_config") -> str:
+  """Writes a config file whose `get_config()` returns `<maker>(*args)`, `maker` a function of
+  a module of `tests` ('utils.tiny_config', 'test_x.config'), for `jaxsr.main` processes;
+  returns its path."""
+  module, function = maker.split(".")
   path = str(path)
   with open(path, "w") as f:
-    f.write(f"import sys\nsys.path.insert(0, {REPO!r})\nfrom tests import utils\n"
-            f"def get_config():\n  return utils.{maker}({train_dir!r})\n")
+    f.write(f"import sys\nsys.path.insert(0, {REPO!r})\nfrom tests import {module}\n"
+            f"def get_config():\n  return {module}.{function}(*{args!r})\n")
   return path
+
+
+def free_port() -> int:
+  """A TCP port free on 127.0.0.1 now (for a jax.distributed coordinator)."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
 
 
 def process_env(**extra: str) -> dict:
