@@ -17,6 +17,7 @@ from typing import Optional
 import ml_collections
 import numpy as np
 
+from jaxsr import data_spec
 from jaxsr import losses
 from jaxsr import models
 from jaxsr.degradations import config as degradation_config
@@ -273,9 +274,8 @@ def _value_errors(config: ml_collections.ConfigDict) -> list:
   if not (config.eval.checkpoint in ("best", "latest") or config.eval.checkpoint.isdigit()):
     errors.append(f"eval.checkpoint='{config.eval.checkpoint}' is not best, latest or a step")
   if config.data.train:
-    from jaxsr.data import sources  # pylint: disable=g-import-not-at-top  # TensorFlow.
     try:
-      sources.parse_spec(config.data.train)
+      data_spec.parse_spec(config.data.train)
     except ValueError as e:
       errors.append(f"data.train: {e}")
   return errors

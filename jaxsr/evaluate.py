@@ -14,6 +14,7 @@ import os
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from absl import logging
+from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -24,6 +25,7 @@ from jaxsr import builders
 from jaxsr import checkpointing
 from jaxsr import config_base
 from jaxsr import distributed_eval
+from jaxsr import image_io
 from jaxsr import metrics as metrics_lib
 from jaxsr import noref as noref_lib
 from jaxsr import report
@@ -235,7 +237,8 @@ def sample_grid(pairs: List[EvalPair], srs: List[np.ndarray], scale: int,
 def validate(sr_fn: Callable, variables, val_sets: Dict[str, List[EvalPair]], scale: int, step: int,
              writer, workdir: str, num_samples: int, is_chief: bool) -> Dict[str, float]:
   """Evaluates every validation set, logs `val/<set>/{psnr_y,ssim_y}` and a sample grid
-  (images spread over all devices of all processes, see `evaluate_set`; same on every process).
+  (images spread over all devices of all processes, see `evaluate_set`; same on every process),
+  and on the chief `<workdir>/samples/<set>_step<step>.png` (workdir local or `gs://...`).
 
   Returns {'val_psnr_y', 'val_ssim_y'}: the means over sets (what 'best' checkpoints rank by).
   """
@@ -260,11 +263,11 @@ def validate(sr_fn: Callable, variables, val_sets: Dict[str, List[EvalPair]], sc
   if grids:
     writer.write_images(step, {k: v[None] for k, v in grids.items()})
     if is_chief:
-      sample_dir = os.path.join(workdir, "samples")
-      os.makedirs(sample_dir, exist_ok=True)
+      sample_dir = epath.Path(workdir) / "samples"
+      sample_dir.mkdir(parents=True, exist_ok=True)
       for key, grid in grids.items():
         name = key.split("/", 1)[1]
-        Image.fromarray(grid).save(os.path.join(sample_dir, f"{name}_step{step:07d}.png"))
+        image_io.save_pil(sample_dir / f"{name}_step{step:07d}.png", Image.fromarray(grid))
   return result
 
 
@@ -315,7 +318,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
   and `<workdir>/eval/report.md` (see `jaxsr.report`); with `eval.bicubic_baseline` the JSON
   and the report also hold bicubic PSNR/SSIM measured as the published tables are; with
   `eval.noref` / `eval.lpips` the no-reference measures / LPIPS of SR, bicubic and HR
-  (`make_image_measures`)."""
+  (`make_image_measures`). The workdir may be local or `gs://...` (all through `etils.epath`)."""
   config_base.validate(config)
   if not config.eval.datasets:
     raise ValueError("Nothing to evaluate: set --config.eval.datasets=<spec>[,<spec>...]")
@@ -325,18 +328,18 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
   sr_fn = make_sr_fn(builders.make_apply_fn(model))
   measures = make_image_measures(config.scale, config.eval.noref, make_lpips_measure(config))
 
-  out_dir = os.path.join(workdir, "eval")
-  os.makedirs(out_dir, exist_ok=True)
+  out_dir = epath.Path(workdir) / "eval"
+  out_dir.mkdir(parents=True, exist_ok=True)
   results = {}
   for name, pairs in val_sets.items():
     stem = f"{name}_x{config.scale}"
-    image_dir = os.path.join(out_dir, stem)
+    image_dir = out_dir / stem
     if config.eval.save_images:
-      os.makedirs(image_dir, exist_ok=True)
+      image_dir.mkdir(parents=True, exist_ok=True)
 
     def extra(unused_i, sr, pair, image_dir=image_dir):  # On the process of the image.
       if config.eval.save_images:
-        Image.fromarray(sr).save(os.path.join(image_dir, pair.name + ".png"))
+        image_io.save_pil(image_dir / (pair.name + ".png"), Image.fromarray(sr))
       if config.eval.bicubic_baseline:
         return published_bicubic_metrics(pair.hr, config.scale, pair.grayscale)
       return None
@@ -350,10 +353,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
     summary = _json_safe(summary)
     results[name] = summary
     if jax.process_index() == 0:
-      with open(os.path.join(out_dir, stem + ".json"), "w") as f:
-        json.dump(summary, f, indent=2)
+      (out_dir / (stem + ".json")).write_text(json.dumps(summary, indent=2))
     logging.info("%s x%d: PSNR-Y %.4f dB, SSIM-Y %.4f (%d images)", name, config.scale,
                  summary["psnr_y"], summary["ssim_y"], len(pairs))
   if jax.process_index() == 0:
-    logging.info("Report:\n%s", report.write_report(out_dir))
+    logging.info("Report:\n%s", report.write_report(str(out_dir)))
   return results

@@ -6,7 +6,8 @@ symlink loop, permission denied, not a regular file, empty, not an image, corrup
 more pixels than `max_pixels`: PIL's decompression-bomb limit, ~89 Mpixels, by default);
 `write_image` writes such an array back in the same bit depth and mode, in the
 format its path's extension names. Palette images read as RGB (RGBA with transparency), 1-bit
-as L, other colour spaces (CMYK, YCbCr, ...) as RGB.
+as L, other colour spaces (CMYK, YCbCr, ...) as RGB. Writes go through `etils.epath`
+(`write_file`, `save_pil`): a path to write may be local or `gs://...`; reads are local.
 
 16-bit PNGs are decoded and encoded by TensorFlow (PIL reduces 16-bit colour to 8 bits), which is
 imported on first use only, through `jaxsr.data` (accelerators hidden from TF): it costs ~450 MiB
@@ -20,6 +21,7 @@ import stat
 from typing import NamedTuple, Optional, Tuple
 import warnings
 
+from etils import epath
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
@@ -141,7 +143,7 @@ def write_image(path: str, image: np.ndarray, info: ImageInfo,
   """Writes `image` in `info.mode`, with `info.bit_depth` in PNG (8 bits in other formats).
 
   Args:
-    path: output file; its extension picks the format (see `FORMATS`).
+    path: output file, local or `gs://...`; its extension picks the format (see `FORMATS`).
     image: float `[H, W, C]` in [0, 1] (clipped, rounded), C the channels of `info.mode`.
     info: bit depth and mode to write (`info.format` is not used: the extension decides).
     jpeg_quality: JPEG quality (1..100).
@@ -160,12 +162,26 @@ def write_image(path: str, image: np.ndarray, info: ImageInfo,
   bit_depth = info.bit_depth if fmt == "png" else 8
   pixels = quantize(image, bit_depth)
   if bit_depth == 16:
-    with open(path, "wb") as f:
-      f.write(_tf().io.encode_png(pixels).numpy())
+    write_file(path, _tf().io.encode_png(pixels).numpy())
     return
   pil = Image.fromarray(pixels[..., 0] if info.mode == "L" else pixels, mode=info.mode)
   options = {"quality": jpeg_quality} if fmt == "jpeg" else {}
-  pil.save(path, format=fmt.upper(), **options)
+  save_pil(path, pil, fmt, **options)
+
+
+def write_file(path: epath.PathLike, data: bytes) -> None:
+  """Writes `data` to `path`: a local path or a URL `etils.epath` reaches (`gs://...`, through
+  `tf.io.gfile`). The parent directory must exist."""
+  epath.Path(path).write_bytes(data)
+
+
+def save_pil(path: epath.PathLike, image: Image.Image, fmt: str = "png", **options) -> None:
+  """Encodes `image` in PIL format `fmt` with PIL's `options` (the bytes
+  `image.save(path, format=fmt, **options)` writes) and writes them with `write_file`: local
+  or `gs://...`."""
+  buffer = io.BytesIO()
+  image.save(buffer, format=fmt.upper(), **options)
+  write_file(path, buffer.getvalue())
 
 
 def quantize(image: np.ndarray, bit_depth: int) -> np.ndarray:

@@ -5,6 +5,7 @@ config, data, weights, checkpoints) end in one `error: <message>` line (see `jax
 """
 
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,6 +18,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from jaxsr import checkpointing  # noqa: E402
 from jaxsr import cli  # noqa: E402
+from jaxsr import compilation_cache  # noqa: E402
 from jaxsr import evaluate  # noqa: E402
 from jaxsr import train  # noqa: E402
 
@@ -44,6 +46,7 @@ def initialize_distributed() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  compilation_cache.enable()  # Before anything compiles.
   if FLAGS.distributed or FLAGS.coordinator_address:
     initialize_distributed()
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(), jax.process_count(),
@@ -56,13 +59,26 @@ def main(argv):
   except (train.NonFiniteError, checkpointing.CheckpointSaveError) as e:
     logging.error("%s", e)
     raise SystemExit(1) from None
+  except train.Interrupted as e:
+    _ignore_further_interrupts()
+    cli.fail(f"{e}. Re-run the same command to resume.", 130)
   except KeyboardInterrupt:
-    cli.fail("interrupted (Ctrl-C); the state reached was saved if it was whole and finite. "
-             "Re-run the same command to resume.", 130)
+    _ignore_further_interrupts()
+    cli.fail("interrupted (Ctrl-C) outside the training steps (start-up, evaluation or the "
+             "final save); the checkpoints in the workdir are kept. Re-run the same command to "
+             "resume.", 130)
   except jax.errors.JaxRuntimeError as e:
     if jax.process_count() == 1:
       raise
     _exit_lost_process(e)
+  else:
+    compilation_cache.log_summary()
+
+
+def _ignore_further_interrupts() -> None:
+  """Everything is saved: another Ctrl-C while the interpreter shuts down its threads would only
+  print a traceback."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _exit_lost_process(error: Exception) -> None:

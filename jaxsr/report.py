@@ -1,5 +1,7 @@
 """`<workdir>/eval/report.md`: the evaluation JSONs of a workdir as the tables papers print.
 
+Read and written through `etils.epath`: the eval directory may be local or `gs://...`.
+
 Table 1: one row per dataset and scale, Y-PSNR / Y-SSIM of the model and, where measured, of
 bicubic (`eval.bicubic_baseline`, measured as the published tables are).
 Table 2 (when measured): LPIPS and the no-reference measures of `jaxsr.noref` for HR, bicubic
@@ -7,8 +9,9 @@ Table 2 (when measured): LPIPS and the no-reference measures of `jaxsr.noref` fo
 """
 
 import json
-import os
 from typing import List, Optional
+
+from etils import epath
 
 from jaxsr import noref
 
@@ -24,10 +27,9 @@ def load_summaries(eval_dir: str) -> List[dict]:
   """Every `<dataset>_x<scale>.json` summary in `eval_dir`, by dataset (papers' order: Set5,
   Set14, B100, Urban100, Manga109, then others alphabetically), then scale."""
   summaries = []
-  for file in sorted(os.listdir(eval_dir)):
-    if file.endswith(".json"):
-      with open(os.path.join(eval_dir, file)) as f:
-        summary = json.load(f)
+  for file in sorted(epath.Path(eval_dir).iterdir(), key=lambda path: path.name):
+    if file.name.endswith(".json"):
+      summary = json.loads(file.read_text())
       if isinstance(summary, dict) and _REQUIRED <= set(summary):
         summaries.append(summary)
   def order(summary):
@@ -104,6 +106,5 @@ def write_report(eval_dir: str) -> str:
               for k, (description, _) in noref.NOREF_KEYS.items()
               if any(k in s for s in summaries)]
   text = "\n".join(lines) + "\n"
-  with open(os.path.join(eval_dir, "report.md"), "w") as f:
-    f.write(text)
+  (epath.Path(eval_dir) / "report.md").write_text(text)
   return text

@@ -5,8 +5,11 @@ Stages: validate config -> models, optimizers -> losses and train step -> restor
 checkpoint. A GAN run differs only in its state (`GanState`) and step
 (`steps.make_gan_train_step`). A non-finite metric stops the run before any checkpoint of the bad
 state is written. SIGTERM on any process (preemption) stops every process at the same step, with
-a checkpoint of it, and returns normally; Ctrl-C saves the state reached and re-raises.
-Checkpoints are written in the background (`checkpointing.save(wait=False)`).
+a checkpoint of it and the `<workdir>/STOPPED_ON_PREEMPTION` marker, and returns normally; Ctrl-C
+saves the state after the step and raises `Interrupted` saying what was saved (a second Ctrl-C
+saves the state reached at once, if it is whole). Checkpoints are written in
+the background (`checkpointing.save(wait=False)`). The console shows one progress line per log
+step (TensorBoard gets the same scalars).
 """
 
 import pickle
@@ -23,6 +26,7 @@ import numpy as np
 
 from jaxsr import builders
 from jaxsr import checkpointing
+from jaxsr import cli
 from jaxsr import config_base
 from jaxsr import convert
 from jaxsr import evaluate
@@ -34,6 +38,10 @@ from jaxsr.data import input_pipeline
 
 class NonFiniteError(FloatingPointError):
   """A loss or metric became NaN/Inf; the message names the term and the step."""
+
+
+class Interrupted(KeyboardInterrupt):
+  """Ctrl-C (or a second SIGTERM) stopped training; `str()` says what was saved."""
 
 
 def check_finite(step_metrics: List[Dict[str, np.ndarray]], first_step: int) -> None:
@@ -155,16 +163,31 @@ def restore_or_init(config: ml_collections.ConfigDict, manager, comps: builders.
   return state, 0
 
 
-def _save_on_interrupt(manager, state, pending, flushed_to) -> None:
-  """On Ctrl-C / preemption, keeps what was trained: saves the last finite state."""
+def create_metric_writer(workdir: str, is_chief: bool) -> metric_writers.MetricWriter:
+  """TensorBoard event files in `workdir` on the chief, nothing elsewhere. No logging writer:
+  the console line is train.py's (`_format_progress`) and `evaluate.validate`'s, once each."""
+  if not is_chief:
+    return metric_writers.MultiWriter([])
+  return metric_writers.AsyncMultiWriter([metric_writers.SummaryWriter(workdir)])
+
+
+def _save_on_interrupt(manager, state, pending, flushed_to) -> str:
+  """On Ctrl-C, keeps what was trained: saves the last finite state and waits for every write.
+  Returns what was saved, for the one line that ends the run."""
+  latest = manager.latest_step()
+  kept = (f"the newest checkpoint, step {latest}, is kept" if latest is not None else
+          "no checkpoint was saved")
   try:
     done = int(jax.device_get(state.step))
     check_finite(jax.device_get(pending), flushed_to)
   except (RuntimeError, NonFiniteError) as e:  # Donated mid-step, or not finite.
-    logging.warning("Interrupted; state not saved (%s)", e)
-    return
-  if done > (manager.latest_step() or 0):
+    return f"the state reached was not saved ({cli.first_line(e)}); {kept}"
+  if done > (latest or 0):
     checkpointing.save(manager, done, state, input_pipeline.input_state(done))
+  checkpointing.wait_until_saved(manager)
+  if done == 0:
+    return "nothing was trained yet"
+  return f"the checkpoint of step {done} is saved in {manager.directory}"
 
 
 def _close_quietly(manager) -> None:
@@ -187,11 +210,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   mesh = sharding.create_mesh()
   is_chief = jax.process_index() == 0
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # Local or gs://.
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  writer = create_metric_writer(workdir, is_chief)
   if is_chief:
     (epath.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
 
-  # --- Data first: a source with no usable image fails here, before anything compiles.
+  # --- Data first: a missing or empty training or validation source fails here, before the
+  # state is built and anything compiles.
+  train_source = input_pipeline.load_train_source(config)
   val_sets = evaluate.load_eval_sets(config.eval.datasets, config.scale, config.data.data_dir)
 
   # --- Losses (VGG weights load here: missing ones fail before anything compiles) and step:
@@ -203,9 +228,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   checkpointing.quiet_orbax_tracebacks()
   manager = checkpointing.create_manager(workdir, keep=config.keep_checkpoints)
   state, start_step = restore_or_init(config, manager, comps, mesh)
-  train_iter = input_pipeline.create_train_iter(
-      config, start_step=start_step, process_index=jax.process_index(),
-      process_count=jax.process_count())
+  if is_chief:
+    preemption.clear_marker(workdir)  # This run goes on from where a preempted one stopped.
+  train_iter = input_pipeline.create_train_dataset(
+      config, train_source, start_step=start_step, process_index=jax.process_index(),
+      process_count=jax.process_count()).as_numpy_iterator()
 
   # --- Loop.
   logging.info("Training %s%s x%d from step %d to %d", config.model.name,
@@ -254,18 +281,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         writer.flush()
         if stopping:
           break
-    except KeyboardInterrupt:
-      _save_on_interrupt(manager, state, pending, flushed_to)
-      _close_quietly(manager)
-      raise
+    except KeyboardInterrupt as interrupt:
+      try:
+        saved = _save_on_interrupt(manager, state, pending, flushed_to)
+      finally:
+        _close_quietly(manager)
+      raise Interrupted(
+          f"interrupted ({str(interrupt) or 'Ctrl-C'}); {saved}") from None
     except BaseException:
       _close_quietly(manager)
       raise
     finally:
       writer.close()
-  checkpointing.wait_until_saved(manager)
-  manager.close()
+    stop.finishing()  # Signals from here on only log: the last checkpoint is being written.
+    checkpointing.wait_until_saved(manager)
+    manager.close()
+  if stop.ctrl_c and step < config.num_train_steps:
+    raise Interrupted(f"interrupted (Ctrl-C); the checkpoint of step {step} is saved in "
+                      f"{manager.directory}")
   if step < config.num_train_steps:
+    if is_chief:
+      preemption.write_marker(workdir, step, config.num_train_steps)
     logging.warning("Stopped at step %d of %d on a preemption notice (SIGTERM); the checkpoint "
                     "of step %d is saved. Re-run the same command to resume.", step,
                     config.num_train_steps, step)

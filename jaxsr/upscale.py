@@ -41,6 +41,7 @@ import tqdm  # noqa: E402
 
 from jaxsr import checkpointing  # noqa: E402
 from jaxsr import cli  # noqa: E402
+from jaxsr import compilation_cache  # noqa: E402
 from jaxsr import image_io  # noqa: E402
 from jaxsr import inference  # noqa: E402
 from jaxsr.export import runtimes  # noqa: E402
@@ -145,6 +146,7 @@ def load_upscaler() -> Tuple[str, int, Callable[[np.ndarray], np.ndarray], int]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  compilation_cache.enable()  # Before anything compiles.
   checkpointing.quiet_orbax_info()
   inputs = list_inputs(FLAGS.input)
   if not inputs:

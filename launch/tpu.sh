@@ -9,7 +9,8 @@
 #   train   --config=configs/NAME.py --workdir=gs://BUCKET/DIR [--data-dir=gs://BUCKET/tfds]
 #           [--config.KEY=VALUE ...]: jaxsr.main --distributed on every worker, its output also
 #           appended to ~/jaxsr_train.log there. The same workdir resumes from its latest checkpoint.
-#           Fails (exit 1) when a preemption notice stopped training before its last step.
+#           Fails (exit 3) when a preemption notice stopped training before its last step (the
+#           run leaves <workdir>/STOPPED_ON_PREEMPTION until it resumes).
 #   eval    As train, with --mode=eval (log ~/jaxsr_eval.log).
 #   logs    [--worker=N|all] [--lines=50] [--follow] [--log=train|eval]: tail the log of a worker.
 #   ssh     [--worker=N|all] [-- COMMAND ...]: a shell, or COMMAND, on a worker (default 0).
@@ -84,10 +85,12 @@ jaxsr_on_all() {  # jaxsr_on_all train|eval: jaxsr.main on every worker, output 
   if [[ $1 == eval ]]; then args+=(--mode=eval); fi
   if [[ -n $DATA_DIR ]]; then args+=(--config.data.data_dir="$DATA_DIR"); fi
   args+=("${CONFIG_ARGS[@]}")
-  # jaxsr also exits 0 when a preemption notice (SIGTERM) stopped it early: that run fails here,
-  # so that `watch` runs it again.
-  on all "set -o pipefail; cd ~/jaxsr && $(quote "${args[@]}") 2>&1 | tee ~/jaxsr_$1.out | \
-tee -a ~/jaxsr_$1.log && ! grep -q \"on a preemption notice\" ~/jaxsr_$1.out"
+  # jaxsr also exits 0 when a preemption notice (SIGTERM) stopped it early, leaving the marker
+  # <workdir>/STOPPED_ON_PREEMPTION: `python3 -m jaxsr.preemption` then exits 3, so that run fails
+  # here and `watch` runs it again.
+  local check=(python3 -m jaxsr.preemption --workdir="$WORKDIR")
+  on all "set -o pipefail; cd ~/jaxsr && $(quote "${args[@]}") 2>&1 | tee -a ~/jaxsr_$1.log && \
+$(quote "${check[@]}") 2>&1 | tee -a ~/jaxsr_$1.log"
 }
 
 logs() {

@@ -15,6 +15,10 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import pytest  # noqa: E402
 
+from tests import numeric_policy  # noqa: E402
+# Autouse: fails float comparisons that assume last-place agreement (see numeric_policy).
+from tests.numeric_policy import numeric_policy as _numeric_policy  # noqa: E402,F401
+
 DATA_DIR = pathlib.Path(__file__).parent / "data"
 
 
@@ -22,3 +26,11 @@ DATA_DIR = pathlib.Path(__file__).parent / "data"
 def data_dir():
   """Folder of committed test data (golden vectors, tiny images)."""
   return DATA_DIR
+
+
+def pytest_configure(config):
+  numeric_policy.register_marker(config)
+  config.addinivalue_line(
+      "markers", "numerics: compares floating-point results of two programs (implementations, "
+      "runtimes, jit vs eager, golden data): tolerances must hold on any instruction set; CI "
+      "reruns these with XLA_FLAGS=--xla_cpu_max_isa=... (pytest -m numerics)")

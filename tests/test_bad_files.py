@@ -9,7 +9,6 @@ import io
 import logging
 import os
 import struct
-import subprocess
 import sys
 import zlib
 
@@ -237,10 +236,9 @@ def bicubic_run(tmp_path_factory):
 def test_upscale_cli_writes_each_image_and_skips_each_bad_file_by_name(zoo, bicubic_run,
                                                                        tmp_path):
   out = tmp_path / "out"
-  result = subprocess.run(
+  result = utils.run_process(
       [sys.executable, "-m", "jaxsr.upscale", f"--workdir={bicubic_run}", f"-i={zoo}",
-       f"-o={out}"], cwd=utils.REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"),
-      capture_output=True, text=True, timeout=300)
+       f"-o={out}"], env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert result.returncode == 0, result.stderr[-3000:]
   lines = result.stderr.splitlines()
   for name in _expected(UPSCALE, "skip"):
@@ -268,10 +266,9 @@ def test_upscale_cli_writes_each_image_and_skips_each_bad_file_by_name(zoo, bicu
       assert (image.mode, image.size) == ("RGB", size), name
   # Nothing written: exit status 1 (explicit files, links included, as for a folder).
   bad = ",".join(str(zoo / name) for name in ("empty.png", "loop_a.png", "dangling.png"))
-  result = subprocess.run(
+  result = utils.run_process(
       [sys.executable, "-m", "jaxsr.upscale", f"--workdir={bicubic_run}", f"-i={bad}",
-       f"-o={tmp_path / 'none'}"], cwd=utils.REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"),
-      capture_output=True, text=True, timeout=300)
+       f"-o={tmp_path / 'none'}"], env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert result.returncode == 1, result.stderr[-3000:]
   assert "Wrote 0 image(s); skipped 3 unreadable, 0 failed." in result.stderr
 
@@ -316,8 +313,8 @@ def test_chmod_000_file_is_skipped_by_name_outside_root_powers(tmp_path):
           f"print(sources.load_source('folder:{tmp_path}').summary); "
           f"image_io.read_image('{tmp_path}/unreadable.png')")
   try:
-    result = subprocess.run(["unshare", "--user", sys.executable, "-c", code], cwd=utils.REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = utils.run_process(["unshare", "--user", sys.executable, "-c", code],
+                               env=dict(os.environ))
   except FileNotFoundError:
     pytest.skip("no unshare")
   if "unshare failed" in result.stderr or "unshare:" in result.stderr:

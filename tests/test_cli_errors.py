@@ -19,8 +19,8 @@ QUICK = ("--config=configs/quickstart.py", "--workdir={tmp}/w")
 TINY = ("--config.model.num_feat=4", "--config.model.num_block=1", "--config.eval.datasets=")
 UPSCALE_IO = ("--input={tmp}/in.png", "--output={tmp}/out.png")
 
-# (id, module, args ({tmp}: the test's folder, holding in.png and junk.pth), exit status,
-#  substrings of the message).
+# (id, module, args ({tmp}: the test's folder, holding in.png, junk.pth and train/hr.png),
+#  exit status, substrings of the message).
 CASES = [
     ("main-no-flags", MAIN, (), 2, ["--config", "must have a value"]),
     ("main-missing-config-file", MAIN, ("--config=configs/nope.py", "--workdir={tmp}/w"), 2,
@@ -30,8 +30,8 @@ CASES = [
     ("main-bad-config-values", MAIN, QUICK + ("--config.scale=5", "--config.batch_size=-1"), 1,
      ["Invalid config", "scale=5", "batch_size=-1 must be positive"]),
     ("main-missing-vgg", MAIN,
-     ("--config=configs/srgan_x4.py", "--workdir={tmp}/w", "--config.loss.vgg_weights={tmp}/vgg.h5")
-     + TINY, 1,
+     ("--config=configs/srgan_x4.py", "--workdir={tmp}/w", "--config.loss.vgg_weights={tmp}/vgg.h5",
+      "--config.data.train=folder:{tmp}/train") + TINY, 1,
      ["VGG19 weights file", "vgg.h5", "does not exist"]),
     ("main-missing-folder", MAIN, QUICK + TINY + ("--config.data.train=folder:/nonexistent",), 1,
      ["'/nonexistent' does not exist"]),
@@ -72,14 +72,16 @@ CASES = [
 
 
 def run_cli(module: str, *args: str, **env) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=utils.REPO, text=True,
-                        capture_output=True, env=dict(os.environ, JAX_PLATFORMS="cpu", **env))
+  return utils.run_process([sys.executable, "-m", module, *args],
+                           env=dict(os.environ, JAX_PLATFORMS="cpu", **env))
 
 
 @pytest.mark.parametrize("module,args,code,expected", [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_user_error_is_one_message(tmp_path, module, args, code, expected):
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+  (tmp_path / "train").mkdir()
+  Image.fromarray(np.zeros((256, 256, 3), np.uint8)).save(tmp_path / "train" / "hr.png")
   (tmp_path / "junk.pth").write_bytes(b"this is not a torch checkpoint\n" * 4)
   result = run_cli(module, *(a.format(tmp=tmp_path) for a in args))
   assert "Traceback" not in result.stderr, result.stderr[-3000:]
@@ -107,8 +109,7 @@ def test_traceback_env_restores_the_traceback(tmp_path):
 def test_run_maps_exceptions(raised, code, shown):
   script = ("from absl import app\nfrom jaxsr import cli\n"
             f"def main(argv):\n  raise {raised}\ncli.run(main)\n")
-  result = subprocess.run([sys.executable, "-c", script], cwd=utils.REPO, text=True,
-                          capture_output=True)
+  result = utils.run_process([sys.executable, "-c", script], env=dict(os.environ))
   assert result.returncode == code and shown in result.stderr, result.stderr[-2000:]
 
 

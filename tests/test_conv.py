@@ -7,6 +7,10 @@ import pytest
 
 from jaxsr.ops import conv
 
+from tests import utils
+
+pytestmark = pytest.mark.numerics
+
 
 def _lax_conv(x, kernel):
   pad = kernel.shape[0] // 2
@@ -30,10 +34,16 @@ def _grads(conv_fn, x, kernel, dy):
   return jax.jit(jax.grad(loss, argnums=(0, 1)))(x, kernel)
 
 
-def _assert_close(actual, expected, rtol):
-  """Elementwise closeness relative to the largest magnitude of `expected`."""
-  actual, expected = np.asarray(actual, np.float32), np.asarray(expected, np.float32)
-  np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * np.abs(expected).max())
+def _assert_close(actual, expected, ops, dtype=np.float32):
+  """Two convolution algorithms (XLA's, im2col matmuls) sum `ops` products in other orders:
+  equal within that rounding, relative to the largest magnitude of `expected`."""
+  utils.assert_close(actual, expected, dtype, ops)
+
+
+def _ops(x_shape, kernel_shape):
+  """Sums of the forward / input gradient (taps x channels) and of the filter gradient (B*H*W)."""
+  k, _, cin, cout = kernel_shape
+  return k * k * cin, k * k * cout, int(np.prod(x_shape[:3]))
 
 
 @pytest.mark.parametrize("x_shape, kernel_shape", [
@@ -45,12 +55,13 @@ def _assert_close(actual, expected, rtol):
 ])
 def test_forward_and_gradients_match_lax(x_shape, kernel_shape):
   x, kernel, dy = _inputs(x_shape, kernel_shape)
-  _assert_close(jax.jit(conv.conv2d_same)(x, kernel), _lax_conv(x, kernel), 1e-6)
+  forward_ops, dx_ops, dw_ops = _ops(x_shape, kernel_shape)
+  _assert_close(jax.jit(conv.conv2d_same)(x, kernel), _lax_conv(x, kernel), forward_ops)
   dx, dw = _grads(conv.conv2d_same, x, kernel, dy)
   dx_ref, dw_ref = _grads(_lax_conv, x, kernel, dy)
   assert dx.shape == x.shape and dw.shape == kernel.shape
-  _assert_close(dx, dx_ref, 1e-5)
-  _assert_close(dw, dw_ref, 1e-5)
+  _assert_close(dx, dx_ref, dx_ops)
+  _assert_close(dw, dw_ref, dw_ops)
 
 
 # Columns of one image row of x [2, 7, 4, 4] for a 3x3 kernel: B * W * k * k * in float32s.
@@ -63,7 +74,7 @@ def test_filter_grad_chunks_sum_to_full_gradient(chunk_bytes):
   x, kernel, dy = _inputs((2, 7, 4, 4), (3, 3, 4, 3))
   dw = conv.filter_grad_im2col(x, dy, 3, chunk_bytes=chunk_bytes)
   _, dw_ref = _grads(_lax_conv, x, kernel, dy)
-  _assert_close(dw, dw_ref, 1e-5)
+  _assert_close(dw, dw_ref, _ops((2, 7, 4, 4), (3, 3, 4, 3))[2])
 
 
 def test_bfloat16_gradients_in_input_dtypes():
@@ -73,11 +84,13 @@ def test_bfloat16_gradients_in_input_dtypes():
   dx, dw = _grads(conv.conv2d_same, x, kernel, dy)
   assert dx.dtype == jnp.bfloat16 and dw.dtype == jnp.bfloat16
   # Reference: float32 autodiff of the same bfloat16 values; bfloat16 has 8 bits of mantissa.
+  # Products accumulate in float32 and the result is rounded once to bfloat16; dw's im2col
+  # matmuls round their chunks' partial sums to bfloat16 too (a few per output): 4 roundings.
   f32 = lambda a: a.astype(jnp.float32)
   dx_ref, dw_ref = _grads(_lax_conv, f32(x), f32(kernel), f32(dy))
-  _assert_close(y, _lax_conv(f32(x), f32(kernel)), 2e-2)
-  _assert_close(dx, dx_ref, 2e-2)
-  _assert_close(dw, dw_ref, 2e-2)
+  _assert_close(y, _lax_conv(f32(x), f32(kernel)), 1, jnp.bfloat16)
+  _assert_close(dx, dx_ref, 1, jnp.bfloat16)
+  _assert_close(dw, dw_ref, 4, jnp.bfloat16)
 
 
 def test_mixed_dtypes_promote_and_grads_keep_each_dtype():
@@ -87,7 +100,7 @@ def test_mixed_dtypes_promote_and_grads_keep_each_dtype():
   dx, dw = _grads(conv.conv2d_same, x16, kernel, dy)
   assert dx.dtype == jnp.bfloat16 and dw.dtype == jnp.float32
   _, dw_ref = _grads(_lax_conv, x16.astype(jnp.float32), kernel, dy)
-  _assert_close(dw, dw_ref, 1e-5)
+  _assert_close(dw, dw_ref, _ops((1, 5, 5, 2), (3, 3, 2, 3))[2])
 
 
 def test_second_order_gradient_matches_lax():
@@ -99,7 +112,9 @@ def test_second_order_gradient_matches_lax():
       return jnp.sum(dx**2)
     return jax.jit(jax.grad(f))(kernel)
 
-  _assert_close(grad_norm(conv.conv2d_same), grad_norm(_lax_conv), 1e-4)
+  # Forward conv, tanh, input-gradient conv, square-sum over x, then their transposes for the
+  # kernel gradient: about 4 x 18 + 60 + the filter-gradient sum over 30 positions.
+  _assert_close(grad_norm(conv.conv2d_same), grad_norm(_lax_conv), 4 * 18 + 60 + 30)
 
 
 @pytest.mark.parametrize("platform, num_convs, num_loops", [
@@ -136,11 +151,13 @@ def test_concat_conv_equals_the_convolution_of_the_concatenation_with_its_gradie
 
   split = lambda ps, k: conv.conv2d_same_concat(ps, k)
   whole = lambda ps, k: conv.conv2d_same(jnp.concatenate(ps, -1), k)
-  np.testing.assert_allclose(jax.jit(split)(parts, kernel), whole(parts, kernel), atol=1e-4)
+  # 3x3 taps x 12 channels forward and for the parts' gradients (x 6 outputs); the kernel's
+  # gradient sums over the 2 x 7 x 6 positions.
+  utils.assert_close(jax.jit(split)(parts, kernel), whole(parts, kernel), ops=3 * 3 * 12)
   got = jax.jit(jax.grad(loss(split), argnums=(0, 1)))(parts, kernel)
   want = jax.grad(loss(whole), argnums=(0, 1))(parts, kernel)
-  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-    np.testing.assert_allclose(g, w, atol=1e-3, rtol=1e-5)
+  for g, w, ops in zip(jax.tree.leaves(got), jax.tree.leaves(want), [9 * 6] * 3 + [2 * 7 * 6]):
+    utils.assert_close(g, w, ops=ops)
   # On CPU the forward is one convolution per part (no concatenate); portable: one, concatenated.
   eqns = lambda closed: [e.primitive.name for e in closed.eqns]
   with conv.portable():

@@ -12,6 +12,8 @@ from jaxsr import models
 from jaxsr.models import discriminators as D
 from jaxsr.models import layers
 
+from tests import utils
+
 # Small configs (num_feat=4) and their input shapes [B, H, W, 3].
 SMALL = {
     "vgg_style": (dict(num_feat=4, input_size=128), (2, 128, 128, 3)),
@@ -105,10 +107,12 @@ def test_unet_param_tree_follows_basicsr_names():
     kernel = variables["params"][c]["kernel"]
     u, v = variables["batch_stats"][c]["u"], variables["batch_stats"][c]["v"]
     assert u.shape == (kernel.shape[-1],) and v.shape == (np.prod(kernel.shape[:-1]),)
-    np.testing.assert_allclose(jnp.linalg.norm(u), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(jnp.linalg.norm(v), 1.0, rtol=1e-6)
+    # float32 normalisation and norm: sums of squares, a square root and a division each.
+    utils.assert_close(jnp.linalg.norm(u), 1.0, ops=2 * u.size + 4)
+    utils.assert_close(jnp.linalg.norm(v), 1.0, ops=2 * v.size + 4)
 
 
+@pytest.mark.exact("eval mode returns the statistics it was given, untouched")
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_output_shape_dtype_and_eval_mode_is_pure(name):
   disc, variables, x = _small(name)
@@ -157,17 +161,23 @@ def test_wrong_sizes_raise_value_errors():
 # ---------------------------------------------------------------- BatchNorm state
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["vgg_style", "seed"])
 def test_batchnorm_updates_running_stats_like_torch_only_in_train_mode(name):
   disc, variables, x = _small(name)
   bn, conv = ("bn0_1", "conv0_1") if name == "vgg_style" else ("bn1", "conv1")
   _, state = _apply(disc, variables, x, train=True, mutable=["batch_stats", "intermediates"],
                     capture_intermediates=lambda mdl, _: mdl.name == conv)
-  feat = state["intermediates"][conv]["__call__"][0]
+  feat = np.asarray(state["intermediates"][conv]["__call__"][0], np.float64)
   stats = state["batch_stats"][bn]
   # PyTorch momentum 0.1 from the initial (mean 0, var 1); flax averages the biased variance.
-  np.testing.assert_allclose(stats["mean"], 0.1 * feat.mean((0, 1, 2)), rtol=1e-4, atol=1e-6)
-  np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * feat.var((0, 1, 2)), rtol=1e-4)
+  # float32 sums of n = B*H*W values (squares for the variance) against float64: n steps, on
+  # the scale of the terms summed (a mean near 0 is a sum of larger values that cancel).
+  n = feat[..., 0].size
+  utils.assert_close(stats["mean"], 0.1 * feat.mean((0, 1, 2)), ops=n,
+                     magnitude=0.1 * np.abs(feat).mean(), ulps=1)
+  utils.assert_close(stats["var"], 0.9 + 0.1 * feat.var((0, 1, 2)), ops=2 * n,
+                     magnitude=0.1 * np.square(feat).mean(), ulps=1)
   # Every BatchNorm moved; eval mode then uses the new statistics (different logits).
   for key, old in variables["batch_stats"].items():
     assert not np.allclose(state["batch_stats"][key]["mean"], old["mean"]), key
@@ -176,6 +186,7 @@ def test_batchnorm_updates_running_stats_like_torch_only_in_train_mode(name):
   assert not np.allclose(before, after)
 
 
+@pytest.mark.numerics
 def test_vgg_flattens_in_pytorch_nchw_order():
   """linear1 sees the last features in PyTorch's `view(B, -1)` order of an NCHW tensor."""
   disc, variables, x = _small("vgg_style")
@@ -185,9 +196,10 @@ def test_vgg_flattens_in_pytorch_nchw_order():
   feat = np.where(feat > 0, feat, 0.2 * feat)
   flat = np.stack([feat[b].transpose(2, 0, 1).ravel() for b in range(2)])  # torch order
   p = variables["params"]["linear1"]
-  np.testing.assert_allclose(state["intermediates"]["linear1"]["__call__"][0],
-                             flat @ np.asarray(p["kernel"]) + np.asarray(p["bias"]),
-                             rtol=1e-4, atol=1e-5)
+  # A dot product of the flat features (plus the bias) in float32, in XLA and in numpy.
+  utils.assert_close(state["intermediates"]["linear1"]["__call__"][0],
+                     flat @ np.asarray(p["kernel"]) + np.asarray(p["bias"]),
+                     ops=flat.shape[1] + 1)
 
 
 # ---------------------------------------------------------------- spectral norm
@@ -198,6 +210,7 @@ def _torch_matrix(kernel):
   return np.asarray(kernel).transpose(3, 2, 0, 1).reshape(kernel.shape[-1], -1)
 
 
+@pytest.mark.numerics
 def test_spectral_normalize_one_step_matches_torch_formulas():
   rng = np.random.default_rng(0)
   kernel = rng.normal(size=(3, 3, 2, 5)).astype(np.float32)
@@ -208,25 +221,34 @@ def test_spectral_normalize_one_step_matches_torch_formulas():
   u1 = w @ v / np.linalg.norm(w @ v)
   out, u, v1, sigma = D.spectral_normalize(jnp.asarray(kernel), jnp.asarray(u0, jnp.float32),
                                            True)
-  np.testing.assert_allclose(u, u1, rtol=1e-5, atol=1e-6)
+  # float32 against float64: W^T u (5 terms), its norm (18), W v (18), its norm (5), u . W v.
+  ops = 5 + 18 + 18 + 5 + 5
+  utils.assert_close(u, u1, ops=ops)
   torch_shape = (5, 2, 3, 3)  # v: torch's column order; v1: the kernel's.
-  np.testing.assert_allclose(v1, D.spectral_norm_v_to_flax(v, torch_shape), rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(sigma, u1 @ w @ v, rtol=1e-5)
-  np.testing.assert_allclose(out, kernel / (u1 @ w @ v), rtol=1e-5, atol=1e-6)
+  utils.assert_close(v1, D.spectral_norm_v_to_flax(v, torch_shape), ops=ops)
+  utils.assert_close(sigma, u1 @ w @ v, ops=ops)
+  utils.assert_close(out, kernel / (u1 @ w @ v), ops=ops + 1)
   # Without update: u unchanged, sigma = u0 . W v = ||W^T u0|| with no stored v ...
   _, u, _, sigma = D.spectral_normalize(jnp.asarray(kernel), jnp.asarray(u0, jnp.float32), False)
-  np.testing.assert_allclose(u, u0, rtol=1e-6)
-  np.testing.assert_allclose(sigma, np.linalg.norm(w.T @ u0), rtol=1e-5)
+  utils.assert_close(u, u0, ops=1)  # u0 rounded to float32.
+  utils.assert_close(sigma, np.linalg.norm(w.T @ u0), ops=ops)
   # ... and u0 . W v0 with a stored v0 (torch's eval mode: no power iteration).
   v0 = rng.normal(size=w.shape[1])
   v0 /= np.linalg.norm(v0)
   out, u, v, sigma = D.spectral_normalize(jnp.asarray(kernel), jnp.asarray(u0, jnp.float32),
                                           False, v=D.spectral_norm_v_to_flax(v0, torch_shape))
-  np.testing.assert_allclose(v, D.spectral_norm_v_to_flax(v0, torch_shape), rtol=1e-6)
-  np.testing.assert_allclose(sigma, u0 @ w @ v0, rtol=1e-4)
-  np.testing.assert_allclose(out, kernel / (u0 @ w @ v0), rtol=1e-4, atol=1e-6)
+  utils.assert_close(v, D.spectral_norm_v_to_flax(v0, torch_shape), ops=1)  # v0 in float32.
+  # u0 . W v0 for a random v0 is small against its terms |u0|^T |W| |v0|: the error is relative
+  # to those, and so is `out`'s (kernel / sigma).
+  sigma_ref = u0 @ w @ v0
+  terms = np.abs(u0) @ np.abs(w) @ np.abs(v0)
+  utils.assert_close(sigma, sigma_ref, ops=5 * 18, magnitude=terms)
+  rtol = utils.tolerance(ops=5 * 18, magnitude=terms)["atol"] / abs(sigma_ref)
+  np.testing.assert_allclose(out, kernel / sigma_ref, rtol=rtol + utils.tolerance()["rtol"])
 
 
+@pytest.mark.exact("eval mode returns the power iteration's u and v untouched")
+@pytest.mark.numerics
 def test_spectral_norm_conv_converges_to_largest_singular_value():
   x = _rand((1, 8, 8, 3))
   make = lambda update: D.SpectralNormConv2d(6, kernel_size=4, stride=2, use_bias=False,
@@ -245,11 +267,12 @@ def test_spectral_norm_conv_converges_to_largest_singular_value():
   stats = train_steps(variables["batch_stats"])
   sigma = np.linalg.norm(_torch_matrix(kernel).T @ np.asarray(stats["u"]))
   assert not np.allclose(stats["u"], variables["batch_stats"]["u"])
-  np.testing.assert_allclose(sigma, s_max, rtol=1e-4)
+  np.testing.assert_allclose(sigma, s_max, rtol=1e-4)  # Convergence of the iteration, not rounding.
   # Eval mode: the conv uses kernel / sigma and changes nothing.
   trained = {**variables, "batch_stats": stats}
   y, new_state = _apply(make(False), trained, x, mutable=["batch_stats"])
   jax.tree_util.tree_map(np.testing.assert_array_equal, new_state["batch_stats"], stats)
+  # sigma is s_max to 1e-4 (above), far more than rounding.
   np.testing.assert_allclose(y, layers.conv2d(x, kernel / s_max, stride=2, padding=1),
                              rtol=1e-3, atol=1e-5)
 
@@ -257,6 +280,7 @@ def test_spectral_norm_conv_converges_to_largest_singular_value():
 # ---------------------------------------------------------------- strided conv, gradients
 
 
+@pytest.mark.numerics
 def test_strided_conv_matches_pytorch_definition():
   """`layers.conv2d(stride=2, padding=1)` = torch Conv2d(k=4, s=2, p=1) cross-correlation."""
   rng = np.random.default_rng(1)
@@ -268,7 +292,8 @@ def test_strided_conv_matches_pytorch_definition():
     expected[b, i, j] = np.einsum("hwc,hwco->o", padded[b, 2 * i:2 * i + 4, 2 * j:2 * j + 4],
                                   kernel)
   y = layers.conv2d(jnp.asarray(x, jnp.float32), jnp.asarray(kernel, jnp.float32), 2, 1)
-  np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+  # float32 against float64: 4x4 taps x 3 channels, and the inputs' rounding to float32.
+  utils.assert_close(y, expected, ops=4 * 4 * 3 + 1)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

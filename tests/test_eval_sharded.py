@@ -5,7 +5,6 @@ in one process, 2 processes of 2 devices (validate's sample grid), against 1 dev
 import os
 import pickle
 import shutil
-import subprocess
 import sys
 
 import jax
@@ -86,10 +85,9 @@ def assert_same_eval(one: dict, other: dict):
 def test_two_processes_write_the_eval_of_one(trained, tmp_path):
   config_path, run, one = trained
   shutil.copytree(run, tmp_path / "two")
-  result = subprocess.run(
+  result = utils.run_process(
       ["bash", os.path.join(REPO, "launch", "local_multiprocess.sh"), "2", str(config_path),
-       str(tmp_path / "two"), "--mode=eval"],
-      cwd=REPO, env=utils.process_env(), capture_output=True, text=True, timeout=300)
+       str(tmp_path / "two"), "--mode=eval"], timeout=utils.LONG)
   assert result.returncode == 0, result.stderr[-4000:]
   assert "JAX process 1/2" in result.stderr
   assert "Process 0 runs 3 of 5 images" in result.stderr
@@ -100,11 +98,10 @@ def test_two_processes_write_the_eval_of_one(trained, tmp_path):
 def test_three_devices_write_the_eval_of_one(trained, tmp_path):
   config_path, run, one = trained
   shutil.copytree(run, tmp_path / "three")
-  result = subprocess.run(
+  result = utils.run_process(
       [sys.executable, "-m", "jaxsr.main", f"--config={config_path}",
-       f"--workdir={tmp_path / 'three'}", "--mode=eval"], cwd=REPO,
-      env=utils.process_env(XLA_FLAGS="--xla_force_host_platform_device_count=3"),
-      capture_output=True, text=True, timeout=300)
+       f"--workdir={tmp_path / 'three'}", "--mode=eval"],
+      env=utils.process_env(XLA_FLAGS="--xla_force_host_platform_device_count=3"))
   assert result.returncode == 0, result.stderr[-4000:]
   assert "CpuDevice(id=2)" in result.stderr
   assert_same_eval(one, eval_outputs(tmp_path / "three"))
@@ -175,15 +172,12 @@ def test_validate_on_two_processes_of_two_devices_matches_one_device(tmp_path):
   variables_path.write_bytes(pickle.dumps(variables))
   port = utils.free_port()
   env = utils.process_env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  procs = [subprocess.Popen(
+  procs = [utils.LoggedProcess(
       [sys.executable, "-m", "tests.test_eval_sharded", str(variables_path),
-       str(tmp_path / "four"), str(i), str(port)],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for i in range(2)]
-  outputs = [p.communicate(timeout=300) for p in procs]
-  for p, (_, err) in zip(procs, outputs):
-    assert p.returncode == 0, err[-4000:]
-  assert [out.strip().splitlines()[-1] for out, _ in outputs] == [repr(scalars)] * 2
+       str(tmp_path / "four"), str(i), str(port)], env=env, stdout=True) for i in range(2)]
+  for p, code in zip(procs, utils.wait_all(procs, timeout=utils.LONG)):
+    assert code == 0, p.log[-4000:]
+  assert [p.out.strip().splitlines()[-1] for p in procs] == [repr(scalars)] * 2
   np.testing.assert_array_equal(np.load(tmp_path / "four" / "grid.npy"), grid)
   png = "samples/Val_step0000007.png"
   assert (tmp_path / "four" / png).read_bytes() == (tmp_path / "one" / png).read_bytes()

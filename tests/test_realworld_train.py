@@ -18,6 +18,7 @@ def train_dir(tmp_path_factory):
                                  size=(40, 48), seed=1)
 
 
+@pytest.mark.exact("the pool stores and returns 8-bit levels: pairs are copies")
 def test_pool_fills_then_exchanges():
   pool = pairs.init_pool(queue_size=4, gt_size=4, scale=2)
   key = jax.random.key(0)
@@ -43,6 +44,7 @@ def test_pool_fills_then_exchanges():
       [v for v in (10, 20, 30, 40, 50) for _ in range(2)])
 
 
+@pytest.mark.exact("the same compiled program on the same inputs (resume relies on it)")
 def test_pairs_have_the_right_shapes_and_usm_targets(train_dir):
   config = utils.tiny_realworld_config(train_dir)
   config.degradation.gan_gt_usm = True

@@ -45,6 +45,7 @@ class _Evil:
     return (os.system, (f"touch {self.path}",))
 
 
+@pytest.mark.exact("loading copies the stored values")
 @pytest.mark.parametrize("name", ["torch_small.pth", "torch_small_legacy.pth"])
 def test_loads_files_written_by_real_torch(data_dir, name):
   loaded = torch_io.load_state_dict(data_dir / name)
@@ -84,6 +85,7 @@ def test_geometry_outside_storage_rejected(tmp_path, offset, size, stride):
     torch_io.load_state_dict(path)
 
 
+@pytest.mark.exact("loading copies the stored values")
 def test_big_endian_archive(tmp_path):
   values = np.array([1.5, -2.0, 3.25], np.float32)
   pkl = _tensor_pickle(3, 0, (3,), (1,))
@@ -95,6 +97,7 @@ def test_big_endian_archive(tmp_path):
     np.testing.assert_array_equal(got, values)
 
 
+@pytest.mark.exact("a save / load round trip copies the values")
 def test_save_load_round_trip(tmp_path):
   rng = np.random.default_rng(0)
   base = rng.standard_normal((4, 6)).astype(np.float32)

@@ -4,7 +4,6 @@ stop, evaluation mode."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -16,13 +15,11 @@ from PIL import Image
 from jaxsr import checkpointing
 from jaxsr import evaluate
 from jaxsr import metrics
+from jaxsr import preemption
 from jaxsr import train
 
 from tests import utils
 from tests.utils import assert_trees_equal, saved_state
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
@@ -80,43 +77,36 @@ def test_killed_run_resumes_to_the_same_state(folders, tmp_path):
   killed = tmp_path / "killed"
   common = ["--config.num_train_steps=100000", "--config.checkpoint_every_steps=4",
             "--config.log_every_steps=4"]
-  proc = subprocess.Popen(_main_cmd(config_path, killed, *common), env=env, cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  try:
-    deadline = time.time() + 240
-    while not (killed / "checkpoints" / "4").is_dir():
-      assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-      assert time.time() < deadline, "no checkpoint within the time limit"
-      time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-  finally:
+  with utils.LoggedProcess(_main_cmd(config_path, killed, *common), env=env) as proc:
+    proc.wait_until((killed / "checkpoints" / "4").is_dir, "checkpoint of step 4")
+    proc.proc.send_signal(signal.SIGKILL)
     proc.wait()
-    proc.stderr.close()
   last = checkpointing.create_manager(str(killed), read_only=True).latest_step()
   end = last + 6
   overrides = [f"--config.num_train_steps={end}", "--config.checkpoint_every_steps=4",
                "--config.log_every_steps=4"]
   for workdir in (killed, tmp_path / "straight"):
-    subprocess.run(_main_cmd(config_path, workdir, *overrides), env=env, cwd=REPO, check=True,
-                   capture_output=True)
+    utils.run_process(_main_cmd(config_path, workdir, *overrides), env=env, check=True)
   resumed, data_a = saved_state(killed, end)
   straight, data_b = saved_state(tmp_path / "straight", end)
   assert data_a == data_b == {"next_step": end}
   assert_trees_equal(straight, resumed)
 
 
-def _signal_endless_run(train_dir, workdir, signum, at_step, log_every):
+def _signal_endless_run(train_dir, workdir, signum, at_step, log_every, again_after=None):
   """Starts a 100000-step `jaxsr.main` run (no periodic checkpoint), sends `signum` once it logs
-  `at_step` -> (exit status, log, latest saved step or None)."""
+  `at_step` (and again `again_after` seconds later) -> (exit status, log, latest saved step or
+  None)."""
   config_path = utils.tiny_config_file(os.path.join(workdir.parent, "config.py"), train_dir)
-  proc = utils.LoggedProcess(_main_cmd(config_path, workdir, "--config.num_train_steps=100000",
-                                       "--config.checkpoint_every_steps=100000",
-                                       f"--config.log_every_steps={log_every}"))
-  try:
+  with utils.LoggedProcess(_main_cmd(config_path, workdir, "--config.num_train_steps=100000",
+                                     "--config.checkpoint_every_steps=100000",
+                                     f"--config.log_every_steps={log_every}")) as proc:
     proc.wait_for(f"step {at_step}/100000")
     proc.proc.send_signal(signum)
-  finally:
-    code = proc.wait(timeout=120)
+    if again_after is not None:
+      time.sleep(again_after)  # Not a synchronisation: the second signal's moment is the point.
+      proc.proc.send_signal(signum)
+    code = proc.wait()
   return code, proc.log, checkpointing.create_manager(str(workdir), read_only=True).latest_step()
 
 
@@ -130,6 +120,48 @@ def test_sigterm_saves_the_current_state(folders, tmp_path):
   assert f"Stopped at step {step} of 100000" in log and "Re-run the same command" in log
   saved, data_state = saved_state(workdir, step)
   assert data_state == {"next_step": step} and int(saved["step"]) == step
+  # The marker launchers read (launch/tpu.sh), and its check's exit status; a resumed run
+  # removes it.
+  marker = json.loads((workdir / preemption.MARKER).read_text())
+  assert marker["step"] == step and marker["num_train_steps"] == 100000
+  check = utils.run_process([sys.executable, "-m", "jaxsr.preemption", f"--workdir={workdir}"])
+  assert check.returncode == preemption.MARKER_EXIT
+  assert f"stopped at step {step} of 100000 on a preemption notice" in check.stdout
+  config_path = workdir.parent / "config.py"
+  utils.run_process(_main_cmd(config_path, workdir, f"--config.num_train_steps={step + 1}"),
+                    check=True)
+  assert not (workdir / preemption.MARKER).exists()
+  assert utils.run_module("jaxsr.preemption", f"--workdir={workdir}").stdout == ""
+
+
+def test_progress_is_logged_once_per_log_step(folders, tmp_path):
+  """One console line per log step (train.py's), none from clu's logging writer; TensorBoard
+  still gets the scalars."""
+  workdir = tmp_path / "run"
+  config_path = utils.tiny_config_file(tmp_path / "config.py", folders[0])
+  result = utils.run_process(_main_cmd(config_path, workdir), check=True)
+  steps = [line for line in result.stderr.splitlines() if "loss" in line]
+  assert [line.split("step ")[1].split(" ")[0] for line in steps] == ["2/6", "4/6", "6/6"], (
+      utils.tail(result.stderr))
+  assert not any("logging_writer" in line for line in result.stderr.splitlines())
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir))
+
+
+@pytest.mark.parametrize("train_spec", ["folder:{missing}", "folder:{empty}",
+                                        "tfds:no_such_dataset"])
+def test_missing_or_empty_training_source_fails_before_the_state_is_built(
+    folders, tmp_path, monkeypatch, train_spec):
+  def must_not_run(*args, **kwargs):
+    raise AssertionError("the state was built / compiled before the training data was checked")
+  monkeypatch.setattr(train.builders, "build_state", must_not_run)
+  monkeypatch.setattr(train.builders, "jit_train_step", must_not_run)
+  (tmp_path / "empty").mkdir()
+  config = utils.tiny_config(folders[0])
+  config.data.train = train_spec.format(missing=tmp_path / "missing", empty=tmp_path / "empty")
+  config.data.data_dir = str(tmp_path / "tfds")
+  with pytest.raises(ValueError) as error:
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert config.data.train.split(":", 1)[1].split("/")[-1] in str(error.value)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(folders, tmp_path):
@@ -197,6 +229,26 @@ def test_ctrl_c_saves_the_state_reached_and_exits_130(folders, tmp_path):
   workdir = tmp_path / "interrupted"
   code, log, step = _signal_endless_run(folders[0], workdir, signal.SIGINT, 3, 1)
   assert code == 130 and "Traceback" not in log, log[-3000:]
-  assert "error: interrupted (Ctrl-C)" in log
+  # One line, the last, saying which step was saved.
+  assert log.strip().splitlines()[-1] == (
+      f"error: interrupted (Ctrl-C); the checkpoint of step {step} is saved in "
+      f"{workdir / 'checkpoints'}. Re-run the same command to resume."), log[-3000:]
+  saved, data_state = saved_state(workdir, step)
+  assert step >= 3 and data_state == {"next_step": step} and int(saved["step"]) == step
+  assert not (workdir / preemption.MARKER).exists()  # Ctrl-C is no preemption.
+
+
+@pytest.mark.parametrize("again_after", [0.0, 0.3])
+def test_a_second_ctrl_c_still_ends_in_one_line_with_the_state_saved(folders, tmp_path,
+                                                                     again_after):
+  """Ctrl-C twice (at once, or while the first one's save is under way): still exit 130, no
+  traceback, a whole checkpoint and one line naming it."""
+  workdir = tmp_path / "interrupted"
+  code, log, step = _signal_endless_run(folders[0], workdir, signal.SIGINT, 3, 1, again_after)
+  assert code == 130 and "Traceback" not in log, log[-3000:]
+  last = log.strip().splitlines()[-1]
+  assert last.startswith("error: interrupted (") and last.endswith(
+      f"the checkpoint of step {step} is saved in {workdir / 'checkpoints'}. Re-run the same "
+      "command to resume."), log[-3000:]
   saved, data_state = saved_state(workdir, step)
   assert step >= 3 and data_state == {"next_step": step} and int(saved["step"]) == step

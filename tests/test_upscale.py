@@ -2,7 +2,6 @@
 
 import itertools
 import os
-import subprocess
 import sys
 
 import jax
@@ -23,12 +22,16 @@ from jaxsr.ops import imresize
 
 from tests import utils
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # MSRResNet (1 block) x2: conv_first, body conv1, conv2, upconv1 at LR (4 px); conv_hr and
 # conv_last at HR (2 HR px round up to 1 LR px); the bilinear skip needs 1 LR px: radius 5.
 MSRRESNET_RADIUS = 5
 BICUBIC_RADIUS = 2  # MATLAB bicubic x2 reads 4 taps: LR pixels floor(u) - 1 .. floor(u) + 2.
 PNG_COLOUR_TYPE = {"L": 0, "RGB": 2, "LA": 4, "RGBA": 6}  # The PNG specification's values.
+# Tiles are other shapes, so other compiled programs than the whole image: equal up to rounding
+# (`utils.assert_close`) of the model's accumulations, here strong_sr_fn's MSRResNet (3x3 taps:
+# conv_first over 3 channels, five convs over 8) and bicubic x2 (two passes of 4 + 2 taps).
+STRONG_OPS = 27 + 5 * 72
+BICUBIC_OPS = 12
 
 
 def _tf():
@@ -121,6 +124,7 @@ def test_receptive_radius_of_the_tiny_model(strong_sr_fn):
   assert max(np.abs(ys // 2 - 10).max(), np.abs(xs // 2 - 10).max()) == MSRRESNET_RADIUS
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("height,width,tile", [
     (24, 40, 8),  # Tiles divide the image.
     (23, 37, 10),  # They do not; not square.
@@ -135,7 +139,7 @@ def test_tiled_equals_untiled_when_pad_covers_the_receptive_field(strong_sr_fn, 
                                   tile_pad=MSRRESNET_RADIUS,
                                   progress=lambda done, total: calls.append((done, total)))
   assert whole.shape == tiled.shape == (2 * height, 2 * width, 3)
-  np.testing.assert_allclose(tiled, whole, atol=1e-4)
+  utils.assert_close(tiled, whole, ops=STRONG_OPS, magnitude=1.0)
   count = -(-height // tile) * -(-width // tile)
   assert calls == [(i, count) for i in range(count + 1)]
 
@@ -147,6 +151,7 @@ def test_pad_below_the_receptive_radius_changes_the_output(strong_sr_fn):
   assert np.abs(tiled - whole).max() > 1e-3
 
 
+@pytest.mark.numerics
 def test_bicubic_tiles_and_multiple_padding(bicubic_sr_fn):
   image = _image(np.random.default_rng(2), 10, 13)
   shapes = []
@@ -162,11 +167,12 @@ def test_bicubic_tiles_and_multiple_padding(bicubic_sr_fn):
   tiled = inference.upscale_image(recording_sr_fn, image, 2, tile=5, tile_pad=BICUBIC_RADIUS,
                                   multiple=4)
   assert shapes == [(12, 16, 3)] * 4
-  np.testing.assert_allclose(tiled, whole, atol=1e-5)
+  utils.assert_close(tiled, whole, ops=BICUBIC_OPS, magnitude=1.0)
   # Without the multiple, whole-image bicubic is MATLAB bicubic of the image itself.
-  np.testing.assert_allclose(inference.upscale_image(bicubic_sr_fn, image, 2, tile=4,
-                                                     tile_pad=BICUBIC_RADIUS),
-                             np.clip(imresize.imresize_np(image, 2), 0, 1), atol=1e-5)
+  utils.assert_close(inference.upscale_image(bicubic_sr_fn, image, 2, tile=4,
+                                             tile_pad=BICUBIC_RADIUS),
+                     np.clip(imresize.imresize_np(image, 2), 0, 1), ops=BICUBIC_OPS,
+                     magnitude=1.0)
 
 
 def test_rrdbnet_x2_needs_even_sizes_and_gets_them():
@@ -179,26 +185,32 @@ def test_rrdbnet_x2_needs_even_sizes_and_gets_them():
   assert out.shape == (14, 18, 3) and 0 <= out.min() and out.max() <= 1
 
 
+@pytest.mark.numerics
 def test_seed_generator_tiles_align_to_its_encoder_stride():
   model = models.create_model("seed", 2, num_feat=4, num_down=1, kernel_size=3)
   assert inference.input_multiple(model) == 2
-  sr_fn = inference.make_upscaler(model, model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3))))
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  sr_fn = inference.make_upscaler(model, variables)
   image = _image(np.random.default_rng(11), 19, 23)
   whole = inference.upscale_image(sr_fn, image, 2, multiple=2)
   # Odd tile 5 -> 6: windows start on even pixels, where the stride-2 convs see the same grid.
   tiled = inference.upscale_image(sr_fn, image, 2, tile=5, tile_pad=8, multiple=2)
-  np.testing.assert_allclose(tiled, whole, atol=1e-4)
+  utils.assert_close(tiled, whole, ops=utils.network_ops(variables), magnitude=1.0)
 
 
+@pytest.mark.numerics
 # --- Gray, alpha, outscale.
 
 def test_gray_goes_through_the_model_as_rgb(bicubic_sr_fn):
   gray = _image(np.random.default_rng(4), 9, 11, channels=1)
   out = inference.upscale(bicubic_sr_fn, gray, 2, tile=4, tile_pad=BICUBIC_RADIUS)
   assert out.shape == (18, 22, 1)
-  np.testing.assert_allclose(out, np.clip(imresize.imresize_np(gray, 2), 0, 1), atol=1e-5)
+  utils.assert_close(out, np.clip(imresize.imresize_np(gray, 2), 0, 1), ops=BICUBIC_OPS,
+                     magnitude=1.0)
 
 
+@pytest.mark.numerics
+@pytest.mark.exact("the colour goes through the same compiled sr_fn with or without alpha")
 def test_alpha_is_upscaled_separately(strong_sr_fn):
   rng = np.random.default_rng(5)
   rgb, alpha = _image(rng, 12, 10), _image(rng, 12, 10, channels=1)
@@ -207,25 +219,27 @@ def test_alpha_is_upscaled_separately(strong_sr_fn):
                           alpha_upsampler="bicubic")
   assert out.shape == (24, 20, 4)
   np.testing.assert_array_equal(out[..., :3], by_model_rgb)  # Alpha does not touch colour.
-  np.testing.assert_allclose(out[..., 3:], np.clip(imresize.imresize_np(alpha, 2), 0, 1),
-                             atol=1e-6)
+  utils.assert_close(out[..., 3:], np.clip(imresize.imresize_np(alpha, 2), 0, 1),
+                     ops=BICUBIC_OPS, magnitude=1.0)
   # Through the model, alpha is treated as a gray image: when the colour is the gray image of
-  # alpha itself, the output alpha is the gray of the output colour.
+  # alpha itself, the output alpha is the gray of the output colour (a mean of 3: 3 roundings).
   gray_rgba = np.concatenate([np.repeat(alpha, 3, -1), alpha], -1)
   out = inference.upscale(strong_sr_fn, gray_rgba, 2, alpha_upsampler="model")
-  np.testing.assert_allclose(out[..., 3], out[..., :3].mean(-1), atol=1e-6)
+  utils.assert_close(out[..., 3], out[..., :3].mean(-1), ops=3, magnitude=1.0)
   assert np.abs(out[..., 3:] - imresize.imresize_np(alpha, 2)).max() > 1e-2
   la = inference.upscale(strong_sr_fn, np.concatenate([alpha, alpha], -1), 2)
-  np.testing.assert_allclose(la[..., 0], out[..., :3].mean(-1), atol=1e-6)
-  np.testing.assert_allclose(la[..., 1], out[..., 3], atol=1e-6)
+  utils.assert_close(la[..., 0], out[..., :3].mean(-1), ops=3, magnitude=1.0)
+  utils.assert_close(la[..., 1], out[..., 3], ops=3, magnitude=1.0)
 
 
+@pytest.mark.numerics
 def test_outscale_resizes_the_model_output(bicubic_sr_fn):
   image = _image(np.random.default_rng(6), 10, 7)
   out = inference.upscale(bicubic_sr_fn, image, 2, outscale=3.5)
   assert out.shape == (35, 25, 3)  # ceil(10 * 3.5), ceil(7 * 3.5)
   x2 = inference.upscale(bicubic_sr_fn, image, 2)
-  np.testing.assert_allclose(out, np.clip(imresize.imresize_np(x2, 1.75), 0, 1), atol=1e-6)
+  utils.assert_close(out, np.clip(imresize.imresize_np(x2, 1.75), 0, 1), ops=BICUBIC_OPS,
+                     magnitude=1.0)
   # 50 * 1.1 is 55.000000000000007 in floats; MATLAB's ceil must not make it 56.
   assert inference.output_size(50, 10, 1.1) == (55, 11)
   assert inference.upscale(bicubic_sr_fn, _image(np.random.default_rng(7), 50, 10, 1), 2,
@@ -387,10 +401,10 @@ def test_cli_upscales_a_folder_keeping_depth_and_mode(run_dir, tmp_path):
   (sources / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
   (sources / "notes.txt").write_text("not an image")
 
-  result = subprocess.run(
+  result = utils.run_process(
       [sys.executable, "-m", "jaxsr.upscale", f"--workdir={workdir}", f"-i={sources}",
        f"-o={tmp_path / 'out'}", "--tile=6", "--tile_pad=5", "--outscale=3", "--suffix=x3"],
-      cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True)
+      env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert result.returncode == 0, result.stderr[-3000:]
   assert "broken.png" in result.stderr and "notes.txt" in result.stderr
   out = tmp_path / "out"
@@ -403,7 +417,8 @@ def test_cli_upscales_a_folder_keeping_depth_and_mode(run_dir, tmp_path):
     assert read_png(out / f"{stem}_x3.png").shape == (60, 48, image_io.CHANNELS[mode])
   with Image.open(out / "photo_x3.jpg") as photo:
     assert (photo.format, photo.mode, photo.size) == ("JPEG", "RGB", (48, 60))
-  # The CLI wrote what the library computes (8-bit levels).
+  # The CLI wrote what the library computes (8-bit levels), exactly: the same programs on the
+  # same machine.
   _, model, variables = inference.load_generator(str(workdir))
   library = inference.upscale(inference.make_upscaler(model, variables),
                               image_io.read_image(str(sources / "rgb.png"))[0], 2, tile=6,
@@ -417,6 +432,6 @@ def test_cli_does_not_import_tensorflow_for_8_bit_images(tmp_path):
           f"image, info = image_io.read_image({str(tmp_path / 'a.png')!r}); "
           f"image_io.write_image({str(tmp_path / 'b.png')!r}, image, info); "
           "assert 'tensorflow' not in sys.modules, 'TF imported'")
-  result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  result = utils.run_process([sys.executable, "-c", code],
+                             env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert result.returncode == 0, result.stderr[-2000:]

@@ -11,6 +11,12 @@ from jaxsr import torch_io
 from jaxsr.models import layers as layers_lib
 from jaxsr.models import vgg
 
+from tests import utils
+
+# conv1_1 against a HIGHEST-precision lax convolution of the preprocessed input: 3x3 taps x 3
+# channels and the bias, plus the preprocessing's own roundings (scale, mean, order).
+CONV1_1_OPS = 27 + 1 + 3
+
 VGG19_CONV_PARAMS = 20_024_384  # Keras VGG19(include_top=False).count_params().
 TORCH_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 BLOCK_CONVS = ((1, 2, 3, 64), (2, 2, 64, 128), (3, 4, 128, 256), (4, 4, 256, 512),
@@ -107,6 +113,7 @@ def test_params_stop_at_the_deepest_requested_layer():
     assert full[name]["bias"].shape == (cout,)
 
 
+@pytest.mark.exact("every loader copies the same float32 weights")
 @pytest.mark.parametrize("key", ["h5_old", "h5_new", "pth"])
 def test_loaders_read_the_same_weights(weights, key):
   params, paths = weights
@@ -128,6 +135,8 @@ def _conv1_1_reference(x, params):
   return np.asarray(y) + p["bias"]
 
 
+@pytest.mark.exact("ReLU and max pooling select values of the same program's tensors")
+@pytest.mark.numerics
 def test_features_of_every_layer_with_caffe_weights(weights, image):
   params, paths = weights
   features = vgg.make_vgg_feature_fn(paths["h5_old"], vgg.VGG19_LAYERS)
@@ -143,14 +152,15 @@ def test_features_of_every_layer_with_caffe_weights(weights, image):
     assert out[name].dtype == jnp.float32
   # Caffe preprocessing: x*255, RGB -> BGR, minus the BGR mean.
   caffe = image[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68], np.float32)
-  np.testing.assert_allclose(out["conv1_1"], _conv1_1_reference(caffe, params),
-                             rtol=1e-4, atol=1e-2)
+  utils.assert_close(out["conv1_1"], _conv1_1_reference(caffe, params), ops=CONV1_1_OPS)
+  # ReLU and max pooling select values: exact.
   np.testing.assert_array_equal(out["relu3_4"], np.maximum(out["conv3_4"], 0))
   pool = np.asarray(out["relu5_4"]).reshape(2, 1, 2, 1, 2, 512).max((2, 4))
   np.testing.assert_array_equal(out["pool5"], pool)
   assert float(jnp.abs(out["relu5_4"]).mean()) > 0  # Not a dead network.
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("use_input_norm", [True, False])
 def test_torchvision_preprocessing(weights, image, use_input_norm):
   params, paths = weights
@@ -159,18 +169,20 @@ def test_torchvision_preprocessing(weights, image, use_input_norm):
   x = image
   if use_input_norm:
     x = (image - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
-  np.testing.assert_allclose(out["conv1_1"], _conv1_1_reference(x.astype(np.float32), params),
-                             rtol=1e-4, atol=1e-4)
+  utils.assert_close(out["conv1_1"], _conv1_1_reference(x.astype(np.float32), params),
+                     ops=CONV1_1_OPS)
 
 
+@pytest.mark.numerics
 def test_caffe_without_input_norm_is_bgr_times_255(weights, image):
   params, paths = weights
   out = vgg.make_vgg_feature_fn(paths["h5_new"], ["conv1_1"], use_input_norm=False)(
       jnp.asarray(image))
-  np.testing.assert_allclose(out["conv1_1"], _conv1_1_reference(image[..., ::-1] * 255.0, params),
-                             rtol=1e-4, atol=1e-2)
+  utils.assert_close(out["conv1_1"], _conv1_1_reference(image[..., ::-1] * 255.0, params),
+                     ops=CONV1_1_OPS)
 
 
+@pytest.mark.exact("an .h5 round trip copies the weights")
 def test_save_keras_h5_round_trip(weights, tmp_path):
   params, _ = weights
   vgg.save_keras_h5(str(tmp_path / "saved.h5"), params)
@@ -181,6 +193,8 @@ def test_save_keras_h5_round_trip(weights, tmp_path):
     np.testing.assert_array_equal(loaded[name]["bias"], params[name]["bias"])
 
 
+@pytest.mark.exact("the variables are the loaded weights, copied")
+@pytest.mark.numerics
 def test_apply_with_variables_as_arguments(weights, image):
   params, paths = weights
   apply, variables = vgg.make_vgg_feature_apply(paths["pth"], ["relu1_2"])
@@ -189,12 +203,13 @@ def test_apply_with_variables_as_arguments(weights, image):
                                 params["conv1_2"]["kernel"])
   x = jnp.asarray(image[:1, :16, :16])
   closed = vgg.make_vgg_feature_fn(paths["pth"], ["relu1_2"])(x)["relu1_2"]
-  np.testing.assert_allclose(jax.jit(apply)(variables, x)["relu1_2"], closed, rtol=1e-6)
+  # Weights as arguments vs as constants: other programs, equal up to rounding (conv1_1, conv1_2).
+  utils.assert_close(jax.jit(apply)(variables, x)["relu1_2"], closed, ops=27 + 64 * 9)
   loss = lambda v, x: jnp.mean(apply(v, x)["relu1_2"])
   g_vars, g_x = jax.grad(loss, argnums=(0, 1))(variables, x)
   assert g_x.shape == x.shape and bool(jnp.all(jnp.isfinite(g_x)))
   assert float(jnp.abs(g_x).sum()) > 0
-  for leaf in jax.tree_util.tree_leaves(g_vars):  # Frozen: no gradient into the weights.
+  for leaf in jax.tree_util.tree_leaves(g_vars):  # Frozen (stop_gradient): exact zeros.
     np.testing.assert_array_equal(leaf, np.zeros(leaf.shape))
 
 

@@ -36,10 +36,9 @@ from PIL import Image
 import tensorflow as tf
 
 from jaxsr import image_io
+from jaxsr.data_spec import SPEC_KINDS, parse_spec  # noqa: F401  (sources.* for callers)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-SPEC_KINDS = ("folder", "paired", "tfds")
-SPEC_FORMS = "folder:<dir>, paired:<lr_dir>:<hr_dir> or tfds:<name>[:<split>]"
 
 _PNG_COLOR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
 _PIL_MODE_NAMES = {"1": "1-bit", "L": "grayscale", "LA": "grayscale+alpha", "P": "palette",
@@ -101,21 +100,6 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
   """Encoded PNG/JPEG/BMP bytes (scalar string) -> uint8 `[H, W, 3]` (graph-safe)."""
   image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
   return tf.ensure_shape(image, [None, None, 3])
-
-
-def parse_spec(spec: str) -> Tuple[str, List[str]]:
-  """`kind:arg[:arg]` -> (kind, args); raises ValueError for unknown or malformed specs."""
-  kind, sep, rest = spec.partition(":")
-  if sep and kind == "folder" and rest:
-    return kind, [rest]
-  if sep and kind == "paired":
-    lr_dir, _, hr_dir = rest.partition(":")
-    if lr_dir and hr_dir:
-      return kind, [lr_dir, hr_dir]
-  if sep and kind == "tfds" and rest:
-    name, _, split = rest.partition(":")
-    return kind, [name, split]
-  raise ValueError(f"Bad data spec '{spec}': expected {SPEC_FORMS}.")
 
 
 def load_source(spec: str, scale: Optional[int] = None, min_hr_size: int = 1,

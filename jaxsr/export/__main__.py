@@ -27,6 +27,7 @@ from absl import logging  # noqa: E402
 
 from jaxsr import checkpointing  # noqa: E402
 from jaxsr import cli  # noqa: E402
+from jaxsr import compilation_cache  # noqa: E402
 from jaxsr import inference  # noqa: E402
 from jaxsr.export import exporter  # noqa: E402
 from jaxsr.export import metadata as metadata_lib  # noqa: E402
@@ -50,6 +51,7 @@ flags.mark_flags_as_required(["format"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  compilation_cache.enable()  # Before anything compiles.
   checkpointing.quiet_orbax_info()
   # ValueError / ImportError / missing files end in one line (jaxsr.cli).
   config, model, variables = inference.load_generator(

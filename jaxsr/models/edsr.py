@@ -27,6 +27,9 @@ class EDSR(layers.SRModel):
     res_scale: residual scale inside the blocks.
     img_range: inputs are mapped to `(x - rgb_mean) * img_range`.
     rgb_mean: per-channel mean in [0, 1] (DIV2K).
+    scan_blocks: compile one residual block and scan it over the blocks' parameters
+      (`layers.apply_blocks`; same parameters and values) instead of unrolling them.
+    remat: recompute each block's activations in the backward pass instead of keeping them.
     dtype: computation dtype; the output is float32.
     param_dtype: parameter dtype.
   """
@@ -39,6 +42,8 @@ class EDSR(layers.SRModel):
   res_scale: float = 1.0
   img_range: float = 255.0
   rgb_mean: tuple[float, ...] = layers.DIV2K_RGB_MEAN
+  scan_blocks: bool = True
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -57,11 +62,11 @@ class EDSR(layers.SRModel):
 
     x = (x.astype(jnp.float32) - mean) * self.img_range
     x = conv(self.num_feat, "conv_first")(x)
-    res = x
-    for i in range(self.num_block):
-      res = layers.ResidualBlockNoBN(
-          self.num_feat, res_scale=self.res_scale, init_scale=None, dtype=self.dtype,
-          param_dtype=self.param_dtype, name=f"body_{i}")(res)
+    blocks = [layers.ResidualBlockNoBN(self.num_feat, res_scale=self.res_scale,
+                                       init_scale=None, dtype=self.dtype,
+                                       param_dtype=self.param_dtype, name=f"body_{i}")
+              for i in range(self.num_block)]
+    res = layers.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat)
     res = conv(self.num_feat, "conv_after_body")(res) + x
 
     res = layers.pixel_shuffle_upsample(conv, res, self.scale, "upsample")

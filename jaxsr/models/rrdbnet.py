@@ -71,6 +71,11 @@ class RRDBNet(layers.SRModel):
     num_feat: feature channels.
     num_block: RRDB blocks.
     num_grow_ch: growth channels of the dense blocks.
+    scan_blocks: compile one RRDB and scan it over the blocks' parameters
+      (`layers.apply_blocks`; same parameters and values, a program ~20x smaller and faster
+      to compile) instead of unrolling the trunk.
+    remat: recompute each RRDB's activations in the backward pass instead of keeping them
+      (less memory, ~1/3 more compute).
     dtype: computation dtype; the output is float32.
     param_dtype: parameter dtype.
   """
@@ -81,6 +86,8 @@ class RRDBNet(layers.SRModel):
   num_feat: int = 64
   num_block: int = 23
   num_grow_ch: int = 32
+  scan_blocks: bool = True
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -99,10 +106,10 @@ class RRDBNet(layers.SRModel):
     if self.scale < 4:
       x = layers.pixel_unshuffle(x, 4 // self.scale)
     feat = conv(self.num_feat, "conv_first")(x)
-    body = feat
-    for i in range(self.num_block):
-      body = RRDB(self.num_feat, self.num_grow_ch, dtype=self.dtype,
-                  param_dtype=self.param_dtype, name=f"body_{i}")(body)
+    blocks = [RRDB(self.num_feat, self.num_grow_ch, dtype=self.dtype,
+                   param_dtype=self.param_dtype, name=f"body_{i}")
+              for i in range(self.num_block)]
+    body = layers.apply_blocks(self, blocks, feat, scan=self.scan_blocks, remat=self.remat)
     feat = feat + conv(self.num_feat, "conv_body")(body)
 
     for name in ("conv_up1", "conv_up2"):

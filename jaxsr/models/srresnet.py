@@ -20,6 +20,9 @@ class MSRResNet(layers.SRModel):
     num_out_ch: output channels (must equal `num_in_ch` for the bilinear skip).
     num_feat: feature channels.
     num_block: residual blocks.
+    scan_blocks: compile one residual block and scan it over the blocks' parameters
+      (`layers.apply_blocks`; same parameters and values) instead of unrolling them.
+    remat: recompute each block's activations in the backward pass instead of keeping them.
     dtype: computation dtype; the output is float32.
     param_dtype: parameter dtype.
   """
@@ -29,6 +32,8 @@ class MSRResNet(layers.SRModel):
   num_out_ch: int = 3
   num_feat: int = 64
   num_block: int = 16
+  scan_blocks: bool = True
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -46,10 +51,10 @@ class MSRResNet(layers.SRModel):
     lrelu = lambda y: nn.leaky_relu(y, negative_slope=0.1)
 
     feat = lrelu(conv(self.num_feat, "conv_first")(x))
-    for i in range(self.num_block):
-      feat = layers.ResidualBlockNoBN(
-          self.num_feat, init_scale=0.1, dtype=self.dtype, param_dtype=self.param_dtype,
-          name=f"body_{i}")(feat)
+    blocks = [layers.ResidualBlockNoBN(self.num_feat, init_scale=0.1, dtype=self.dtype,
+                                       param_dtype=self.param_dtype, name=f"body_{i}")
+              for i in range(self.num_block)]
+    feat = layers.apply_blocks(self, blocks, feat, scan=self.scan_blocks, remat=self.remat)
 
     if self.scale == 4:
       for name in ("upconv1", "upconv2"):

@@ -154,9 +154,14 @@ def drop_path(x: jax.Array, rate: float, module: nn.Module, train: bool) -> jax.
   probability `rate` and scale the kept ones by 1 / (1 - rate). Needs the 'dropout' rng."""
   if not train or rate == 0.0:
     return x
-  keep = jax.random.bernoulli(module.make_rng("dropout"), 1.0 - rate,
-                              (x.shape[0],) + (1,) * (x.ndim - 1))
-  return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
+  return drop_samples(x, 1.0 - rate, module.make_rng("dropout"))
+
+
+def drop_samples(x: jax.Array, keep_prob: Any, key: jax.Array) -> jax.Array:
+  """`drop_path`'s draw: zero each sample of `x` with probability 1 - `keep_prob` (a float or
+  a float32 scalar; 1 keeps all) and scale the kept ones by 1 / `keep_prob`."""
+  keep = jax.random.bernoulli(key, keep_prob, (x.shape[0],) + (1,) * (x.ndim - 1))
+  return jnp.where(keep, x / jnp.asarray(keep_prob, x.dtype), 0.0).astype(x.dtype)
 
 
 class SwinTransformerBlock(nn.Module):
@@ -184,10 +189,23 @@ class SwinTransformerBlock(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
+  def dropout_keys(self) -> jax.Array:
+    """`[2]` the 'dropout' keys that `__call__` draws in training (attention branch, then
+    MLP branch) when `drop_path_rate` > 0."""
+    return jnp.stack([self.make_rng("dropout"), self.make_rng("dropout")])
+
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = False, keep_prob: Any = None,
+               keys: jax.Array | None = None) -> jax.Array:
+    """`keep_prob` (1 - drop rate, float32 scalar) and `keys` (`dropout_keys()`), if given,
+    replace `drop_path_rate` and the module's own draws in training: the per-block values of
+    a scanned trunk (`BasicLayer`)."""
     _, h, w, c = x.shape
     norm = lambda name: layer_norm(self.dtype, self.param_dtype, name)
+    if keys is None:
+      branch = lambda y, _: drop_path(y, self.drop_path_rate, self, train)
+    else:
+      branch = lambda y, i: drop_samples(y, keep_prob, keys[i]) if train else y
     ws, s = self.window, self.shift
     y = norm("norm1")(x).astype(self.dtype)
     mask = None
@@ -199,12 +217,12 @@ class SwinTransformerBlock(nn.Module):
     y = window_reverse(y, ws, h, w)
     if s:
       y = jnp.roll(y, (s, s), axis=(1, 2))
-    x = x + drop_path(y, self.drop_path_rate, self, train)
+    x = x + branch(y, 0)
 
     hidden = int(c * self.mlp_ratio)
     mlp = Mlp(hidden, dtype=self.dtype, param_dtype=self.param_dtype, name="mlp")
     y = mlp(norm("norm2")(x).astype(self.dtype))
-    return x + drop_path(y, self.drop_path_rate, self, train)
+    return x + branch(y, 1)
 
 
 class Mlp(nn.Module):
@@ -253,20 +271,35 @@ class StageSpec(NamedTuple):
 
 
 class BasicLayer(nn.Module):
-  """`spec.depth` Swin blocks, shifting every other one (BasicSR's `residual_group`)."""
+  """`spec.depth` Swin blocks, shifting every other one (BasicSR's `residual_group`).
+
+  With `scan_blocks`, one pair of blocks (unshifted, shifted) is compiled and scanned over the
+  pairs' parameters (`layers.apply_blocks`); in training each block gets its drop rate and its
+  own 'dropout' keys as scanned inputs, so the drops are those of the unrolled blocks.
+  """
   spec: StageSpec
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  scan_blocks: bool = True
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     spec = self.spec
-    for j in range(spec.depth):
-      x = SwinTransformerBlock(
-          spec.num_heads, spec.window, 0 if j % 2 == 0 else spec.window // 2, spec.mlp_ratio,
-          spec.qkv_bias, spec.drop_path_rates[j], spec.attention, self.dtype,
-          self.param_dtype, name=f"blocks_{j}")(x, train)
-    return x
+    blocks = [SwinTransformerBlock(
+        spec.num_heads, spec.window, 0 if j % 2 == 0 else spec.window // 2, spec.mlp_ratio,
+        spec.qkv_bias, spec.drop_path_rates[j], spec.attention, self.dtype,
+        self.param_dtype, name=f"blocks_{j}") for j in range(spec.depth)]
+    rates = spec.drop_path_rates
+    if not (train and any(rates) and (self.scan_blocks or self.remat)):
+      return layers.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat,
+                                 group=2, kwargs={"train": train})
+    keys = [block.dropout_keys() if rate else None for block, rate in zip(blocks, rates)]
+    some_key = next(k for k in keys if k is not None)  # Rate 0 keeps all, whatever the key.
+    block_args = [{"keep_prob": np.float32(1.0 - rate), "keys": some_key if k is None else k}
+                  for rate, k in zip(rates, keys)]
+    return layers.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat,
+                               group=2, block_args=block_args, kwargs={"train": train})
 
 
 class RSTB(layers.LayerFactory):
@@ -275,10 +308,13 @@ class RSTB(layers.LayerFactory):
   resi_connection: str
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  scan_blocks: bool = True
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    y = BasicLayer(self.spec, self.dtype, self.param_dtype, name="residual_group")(x, train)
+    y = BasicLayer(self.spec, self.dtype, self.param_dtype, self.scan_blocks, self.remat,
+                   name="residual_group")(x, train)
     return closing_conv(self, y, self.resi_connection, "conv") + x
 
 
@@ -316,6 +352,9 @@ class SwinIR(layers.SRModel):
     resi_connection: '1conv' | '3conv'.
     num_feat: channels of the 'pixelshuffle' / 'nearest+conv' reconstruction (64 in SwinIR).
     attention: one of `ATTENTION_IMPLS`.
+    scan_blocks: in each RSTB, compile one pair of Swin blocks and scan it over the pairs'
+      parameters (`BasicLayer`; same parameters, values and drops) instead of unrolling them.
+    remat: recompute each pair's activations in the backward pass instead of keeping them.
     dtype: computation dtype (LayerNorm, logits and softmax in float32); output float32.
     param_dtype: parameter dtype.
   """
@@ -336,6 +375,8 @@ class SwinIR(layers.SRModel):
   resi_connection: str = "1conv"
   num_feat: int = 64
   attention: str = "einsum"
+  scan_blocks: bool = True
+  remat: bool = False
 
   def __post_init__(self):
     errors = []
@@ -375,8 +416,8 @@ class SwinIR(layers.SRModel):
     for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads)):
       spec = StageSpec(depth, heads, self.window_size, self.mlp_ratio, self.qkv_bias,
                        tuple(rates[start:start + depth]), self.attention)
-      x = RSTB(spec, self.resi_connection, self.dtype, self.param_dtype,
-               name=f"layers_{i}")(x, train)
+      x = RSTB(spec, self.resi_connection, self.dtype, self.param_dtype, self.scan_blocks,
+               self.remat, name=f"layers_{i}")(x, train)
       start += depth
     return layer_norm(self.dtype, self.param_dtype, "norm")(x).astype(self.dtype)
 

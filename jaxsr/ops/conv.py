@@ -64,6 +64,13 @@ def portable() -> Iterator[None]:
     _PORTABLE.reset(token)
 
 
+def is_portable() -> bool:
+  """Whether functions traced now trace plain convolutions (inside `portable()`). Models also
+  trace their repeated blocks unrolled there (`layers.apply_blocks`): exporters see one
+  straight-line program, without loops."""
+  return _PORTABLE.get()
+
+
 def _conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """`lax` convolution: `[B, H, W, in]` x `[k, k, in, out]` -> `[B, H, W, out]`."""
   pad = kernel.shape[0] // 2
