@@ -33,7 +33,14 @@ Rows (--rows, default all; --batch / --lr_size override the shapes of every sele
                     window 8, mlp 2, 'pixelshuffle'; batch 4 (the config's 32 cut for a 2-core
                     CPU), LR 48 (img_size 48).
 Both SwinIR sides use drop_path_rate 0.1 (stochastic depth active in training). EMA: both sides
-0.999 (--ema_decay; 0 turns it off on both). float32 on both sides.
+0.999 (--ema_decay; 0 turns it off on both). float32 on both sides by default; --dtype sets
+jaxsr's computation dtype, --torch_mode BasicSR's (float32, float32_tf32, bf16_autocast:
+`optimize_parameters` under `torch.autocast(bfloat16)`, or best: channels_last, autocast bf16
+and `torch.compile` of each network's forward, as traiNNer-redux trains) and --torch_device
+puts BasicSR on the GPU (`num_gpu: 1`, cudnn.benchmark; each step synchronized). --tiny shrinks
+every architecture to a few narrow blocks on both sides (smoke runs; bench/gpu_suite.py).
+The jaxsr side also reports its lower / compile seconds and analytic FLOPs (jaxsr.flops) with
+the MFU they give on a known GPU.
 
 Threads: --threads (default: every core this process may use) sets torch.set_num_threads; XLA's
 CPU backend has no such setting and always uses every core (restrict both with `taskset -c`).
@@ -68,6 +75,7 @@ Smoke test (tiny shapes, both sides; esrgan needs HR 128 or 256 for the VGG-styl
 """
 
 import argparse
+import contextlib
 import copy
 import importlib.util
 import json
@@ -137,23 +145,43 @@ def torch_child(spec_path: str, out_path: str) -> None:
     from basicsr.models import build_model
     from basicsr.utils import get_root_logger
     get_root_logger()  # BasicSR's logger (stderr, warnings only: no log file).
+    device = spec.get("device", "cpu")
+    mode = spec.get("mode", "float32")
+    if device == "cuda":
+      opt["num_gpu"] = 1
+      torch.backends.cudnn.benchmark = True
+      torch.backends.cuda.matmul.allow_tf32 = mode == "float32_tf32"
     torch.manual_seed(spec["seed"])
     model = build_model(opt)
+    if mode == "best":
+      tune_for_speed(model)
     rng = np.random.default_rng(0)
     b, lr, hr = spec["batch"], spec["lr_size"], spec["hr_size"]
     data = {"lq": torch.from_numpy(rng.random((b, 3, lr, lr), np.float32)),
             "gt": torch.from_numpy(rng.random((b, 3, hr, hr), np.float32))}
+    if mode == "best":
+      data = {k: v.contiguous(memory_format=torch.channels_last) for k, v in data.items()}
+    autocast = (torch.autocast(device_type=device, dtype=torch.bfloat16)
+                if mode in ("bf16_autocast", "best") else contextlib.nullcontext())
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if device == "cuda":
+      torch.cuda.reset_peak_memory_stats()
     it = 0
     for _ in range(spec["warmup"]):
       it += 1
       model.feed_data(data)
-      model.optimize_parameters(it)
+      with autocast:
+        model.optimize_parameters(it)
+    sync()
     times = []
     for _ in range(spec["steps"]):
       it += 1
       model.feed_data(data)
+      sync()
       start = time.perf_counter()
-      model.optimize_parameters(it)
+      with autocast:
+        model.optimize_parameters(it)
+      sync()
       times.append(time.perf_counter() - start)
     count = lambda net: sum(p.numel() for p in net.parameters())
     cls = type(model)
@@ -167,6 +195,10 @@ def torch_child(spec_path: str, out_path: str) -> None:
         "params_d": count(model.net_d) if hasattr(model, "net_d") else None,
         "ema": hasattr(model, "net_g_ema"),
         "threads": torch.get_num_threads(),
+        "device": device, "mode": mode,
+        "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+        "max_mem_gb": (round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                       if device == "cuda" else None),
         "interop_threads": torch.get_num_interop_threads(),
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
                      "basicsr": basicsr.__version__, "numpy": np.__version__,
@@ -177,6 +209,32 @@ def torch_child(spec_path: str, out_path: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
   with open(out_path, "w") as f:
     json.dump(result, f)
+
+
+def tune_for_speed(model) -> None:
+  """PyTorch at its best on BasicSR's own modules, as traiNNer-redux trains: channels_last
+  memory format and `torch.compile` of each network's forward (the modules themselves stay,
+  so BasicSR's EMA and optimizers see the same parameter names); bf16 autocast is added by
+  the caller. The VGG-style discriminator flattens with `.view`, which channels_last
+  activations do not allow: it stays contiguous (its input made so)."""
+  import torch
+
+  def compiled(net, channels_last: bool):
+    forward = net.forward
+    if channels_last:
+      net.to(memory_format=torch.channels_last)
+      net.forward = torch.compile(forward)
+    else:
+      net.forward = torch.compile(lambda x, *a, **k: forward(x.contiguous(), *a, **k))
+
+  for name in ("net_g", "net_g_ema"):
+    if getattr(model, name, None) is not None:
+      compiled(getattr(model, name), True)
+  if getattr(model, "net_d", None) is not None:
+    compiled(model.net_d, type(model.net_d).__name__ != "VGGStyleDiscriminator")
+  perceptual = getattr(model, "cri_perceptual", None)
+  if perceptual is not None:
+    compiled(perceptual.vgg, True)
 
 
 def run_torch(spec: dict, torch_python: str) -> dict:
@@ -281,7 +339,10 @@ def build_row(row: str, args):
   batch = args.batch or batch
   lr_size = args.lr_size or lr_size
   hr_size = lr_size * c.scale
-  c.batch_size, c.data.gt_size, c.dtype = batch, hr_size, "float32"
+  c.batch_size, c.data.gt_size, c.dtype = batch, hr_size, args.dtype
+  if args.tiny:
+    import step_timer  # bench/step_timer.py (jaxsr's venv; this script's folder is on sys.path)
+    step_timer.shrink(c)
   c.ema_decay = args.ema_decay
   gan = "discriminator" in c
   if gan:
@@ -315,7 +376,7 @@ def build_row(row: str, args):
     terms.append(f"{loss.gan_type}*{loss.gan_weight:g}")
   desc = {"row": row, "jaxsr_config": f"configs/{file_name}", "basicsr_model": model_type,
           "scale": c.scale, "batch": batch, "lr_patch": lr_size, "hr_patch": hr_size,
-          "dtype": "float32", "losses": " + ".join(terms), "ema_decay": c.ema_decay,
+          "dtype": args.dtype, "tiny": args.tiny, "losses": " + ".join(terms), "ema_decay": c.ema_decay,
           "optimizer": f"Adam(lr={c.optim.learning_rate:g}, betas=({c.optim.b1}, "
                        f"{c.optim.b2}))", "network_g": opt["network_g"],
           "network_d": opt.get("network_d")}
@@ -336,16 +397,6 @@ def jaxsr_params(c) -> dict:
   return out
 
 
-def write_random_vgg19_h5(path: str) -> None:
-  """Random VGG19 conv weights in the Keras layout (as bench/gan_step.py)."""
-  import jax
-  import jax.numpy as jnp
-  from jaxsr.models import vgg
-  variables = vgg.TorchvisionFeatures(("conv5_4",)).init(jax.random.key(0),
-                                                          jnp.zeros((1, 16, 16, 3)))
-  vgg.save_keras_h5(path, jax.device_get(variables["params"]))
-
-
 def run_jaxsr(c, args) -> dict:
   if c.model.name == "swinir":
     try:
@@ -361,7 +412,7 @@ def run_jaxsr(c, args) -> dict:
   with tempfile.TemporaryDirectory(prefix="compare_basicsr_vgg_") as tmp:
     if c.loss.perceptual_weight or c.loss.style_weight:
       c.loss.vgg_weights = os.path.join(tmp, vgg.KERAS_VGG19_FILE)
-      write_random_vgg19_h5(c.loss.vgg_weights)
+      step_timer.write_random_vgg19_h5(c.loss.vgg_weights)
     result = step_timer.time_train_step(c, args.warmup, args.steps)
   result.update(jaxsr_params(c))
   return result
@@ -399,6 +450,16 @@ def main() -> None:
   parser.add_argument("--torch_python", default=sys.executable,
                       help="Python with torch, torchvision, basicsr 1.4.2 (see docstring)")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                      help="jaxsr's computation dtype (config.dtype)")
+  parser.add_argument("--torch_device", choices=("cpu", "cuda"), default="cpu")
+  parser.add_argument("--torch_mode", default="float32",
+                      choices=("float32", "float32_tf32", "bf16_autocast", "best"),
+                      help="BasicSR as it ships (float32; float32_tf32 also lets matmuls use "
+                           "TF32), under torch.autocast bf16, or at its best: channels_last, "
+                           "autocast bf16 and torch.compile of each network's forward")
+  parser.add_argument("--tiny", action="store_true",
+                      help="a few narrow blocks of each row's architecture (smoke runs)")
   side = parser.add_mutually_exclusive_group()
   side.add_argument("--torch_only", action="store_true", help="time only BasicSR")
   side.add_argument("--jax_only", action="store_true", help="time only jaxsr")
@@ -440,7 +501,8 @@ def main() -> None:
     if not args.jax_only:
       spec = {"opt": copy.deepcopy(opt), "batch": desc["batch"], "lr_size": desc["lr_patch"],
               "hr_size": desc["hr_patch"], "warmup": args.warmup, "steps": args.steps,
-              "threads": args.threads, "seed": args.seed}
+              "threads": args.threads, "seed": args.seed, "device": args.torch_device,
+              "mode": args.torch_mode}
       try:
         torch_res = run_torch(spec, args.torch_python)
         out["torch_median_s"] = torch_res["median_s"]
@@ -462,11 +524,14 @@ def main() -> None:
                   "torch_params_d": torch_res["params_d"], "torch_ema": torch_res["ema"],
                   "torch_threads": torch_res["threads"],
                   "torch_interop_threads": torch_res["interop_threads"],
+                  **{f"torch_{k}": torch_res[k] for k in ("device", "mode", "gpu",
+                                                          "max_mem_gb")},
                   "torch_versions": torch_res["versions"]})
     if jax_res:
       out.update({"jaxsr_params_g": jax_res["params_g"], "jaxsr_params_d": jax_res["params_d"],
-                  "jaxsr_gflop_per_step": jax_res["gflop_per_step"],
-                  "jaxsr_device": jax_res["device"]})
+                  **{f"jaxsr_{k}": jax_res[k] for k in (
+                      "gflop_per_step", "device", "lower_s", "compile_s",
+                      "tflop_s_per_device", "mfu")}})
       if torch_res and (jax_res["params_g"], jax_res["params_d"]) != (
           torch_res["params_g"], torch_res["params_d"]):
         notes.append("parameter counts differ between the sides")

@@ -1,5 +1,5 @@
-"""Degraded training pairs per second on this host's CPU: jaxsr's compiled degradations vs
-Real-ESRGAN's own code on CPU torch; prints one JSON line per implementation (JSON on stdout).
+"""Degraded training pairs per second: jaxsr's compiled degradations vs Real-ESRGAN's own code
+(on the CPU, or its feed_data on the GPU with --torch_device=cuda); prints one JSON line per implementation (JSON on stdout).
 
   # jaxsr (the project venv; imports neither torch nor TensorFlow):
   python bench/degrade.py --impl=jaxsr                  # batch 12, HR crop 400, x4 (LR 100)
@@ -34,6 +34,9 @@ batch, made once; the degradations' cost does not depend on the pixels):
   (on today's CPU torch, F.pad keeps DiffJPEG's channels-last output channels-last and
   filter2D's `.view` raises). The pool is full before timing. The dataset hard-codes its 400
   crop, so the torch side needs --crop=400.
+--torch_device=cuda (a GPU host, bench/gpu_suite.py): the stand-in model, USM and DiffJPEG are
+on the GPU, `.cuda()` is left alone, and only `feed_data` is timed, on one collated batch (in
+training the dataset kernels run in DataLoader workers beside the GPU), each batch synchronized.
 Fair-share notes: Real-ESRGAN draws the resize / noise / order choices once per batch while
 jaxsr draws them per sample and computes every branch on the largest canvas, so jaxsr does more
 arithmetic per batch; Real-ESRGAN's data-loader workers run beside the GPU, here everything
@@ -102,6 +105,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--jaxsr_python", default=sys.executable, help="Interpreter for --impl=both.")
   p.add_argument("--torch_python", default=sys.executable, help="Interpreter for --impl=both.")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--torch_device", choices=("cpu", "cuda"), default="cpu",
+                 help="torch: cuda times Real-ESRGAN's feed_data on the GPU (as it trains)")
   return p.parse_args(argv)
 
 
@@ -359,9 +364,9 @@ def run_torch(args) -> list:
     _dequeue_and_enqueue = model_cls._dequeue_and_enqueue
 
     def __init__(self, opt):
-      self.opt, self.device, self.is_train = opt, torch.device("cpu"), True
-      self.usm_sharpener = usm_cls()
-      self.jpeger = jpeg_cls(differentiable=False)
+      self.opt, self.device, self.is_train = opt, torch.device(args.torch_device), True
+      self.usm_sharpener = usm_cls().to(self.device)
+      self.jpeger = jpeg_cls(differentiable=False).to(self.device)
       self.queue_size = opt.get("queue_size", 180)
 
   hr = random_hr(args)
@@ -377,16 +382,24 @@ def run_torch(args) -> list:
   opt = {**REALESRGAN_OPT, "scale": args.scale, "gt_size": args.gt_size,
          "queue_size": args.queue_size}
   model = StandInModel(opt)
+  on_gpu = args.torch_device == "cuda"
+  # On the GPU, as Real-ESRGAN trains: the dataset's kernels run in DataLoader workers beside
+  # the step, so only feed_data (the degradations, on the GPU) is timed, on one collated batch.
+  first = default_collate([dataset[i] for i in range(args.batch)]) if on_gpu else None
 
   def run():
-    model.feed_data(default_collate([dataset[i] for i in range(args.batch)]))
+    model.feed_data(first if on_gpu else default_collate([dataset[i] for i in range(args.batch)]))
+    if on_gpu:
+      torch.cuda.synchronize()
 
-  with cuda_is_identity():
+  with contextlib.nullcontext() if on_gpu else cuda_is_identity():
     fill = args.queue_size // args.batch
     timing = time_batches(run, fill + args.warmup, args.repeats)
   assert model.queue_ptr == model.queue_size and tuple(model.lq.shape) == (
       args.batch, 3, args.gt_size // args.scale, args.gt_size // args.scale), model.lq.shape
-  return [report("torch", args, timing, torch_threads=torch.get_num_threads(),
+  return [report("torch", args, timing, torch_device=args.torch_device,
+                 timed="feed_data on the GPU" if on_gpu else "dataset kernels + feed_data",
+                 torch_threads=torch.get_num_threads(),
                  torch_interop_threads=torch.get_num_interop_threads(),
                  versions=versions("torch", "numpy", "scipy", "opencv-python-headless",
                                    "basicsr", "realesrgan"))]

@@ -14,8 +14,6 @@ import tempfile
 
 from absl import app
 from absl import flags
-import jax
-import jax.numpy as jnp
 import step_timer
 
 from jaxsr import config_base
@@ -28,12 +26,6 @@ flags.DEFINE_string("dtype", "float32", "Computation dtype: float32 | bfloat16."
 flags.DEFINE_string("vgg_weights", "", "VGG19 weights file ('' = random weights).")
 flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
 flags.DEFINE_integer("steps", 5, "Timed steps.")
-
-
-def write_random_vgg19_h5(path: str) -> None:
-  """Random VGG19 conv weights (PyTorch's default init) in the Keras HDF5 layout."""
-  variables = vgg.TorchvisionFeatures(("conv5_4",)).init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
-  vgg.save_keras_h5(path, jax.device_get(variables["params"]))
 
 
 def esrgan_config(perceptual: bool, vgg_weights: str):
@@ -58,7 +50,7 @@ def main(_):
     weights = FLAGS.vgg_weights
     if not weights:
       weights = os.path.join(tmp, vgg.KERAS_VGG19_FILE)
-      write_random_vgg19_h5(weights)
+      step_timer.write_random_vgg19_h5(weights)
     for perceptual in (False, True):
       result = step_timer.time_train_step(esrgan_config(perceptual, weights), FLAGS.warmup,
                                           FLAGS.steps)

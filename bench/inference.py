@@ -31,6 +31,14 @@ Rows (--rows, default all):
              the first `/tmp/*/lib/python3*/site-packages/realesrgan` found) by path, on top of
              --torch_python's own torch / basicsr; the row's `torch_arch_file` names the file.
 
+  swinir     jaxsr `SwinIR` x4 (SwinIR-M: embed 180, 6x6 blocks, window 8, 'pixelshuffle')
+             vs BasicSR `basicsr.archs.swinir_arch.SwinIR` with the same hyper-parameters.
+--precision=half: jaxsr computes in bfloat16 (float32 parameters, as `jaxsr.upscale --bf16`),
+torch in float16 (`.half()`, as Real-ESRGAN's inference; SwinIR, whose attention adds float32
+masks, under `torch.autocast(float16)`). --torch_device=cuda runs the torch
+side on the GPU (each pass synchronized); --torch_mode=best adds channels_last and
+`torch.compile`. --tiny: a few narrow blocks of each architecture (smoke runs).
+
 Same weights on all sides: the torch process builds the peer model with its default init after
 `torch.manual_seed(--seed)` and saves its state dict (`torch.save`); jaxsr reads that file with
 its own importer `jaxsr.convert.load_basicsr_variables` (the `python -m jaxsr.convert` path) and
@@ -74,6 +82,7 @@ within one run, and repeat.
 """
 
 import argparse
+import contextlib
 import glob
 import json
 import logging
@@ -113,7 +122,31 @@ ROWS = {
                   {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 32,
                    "upscale": SCALE, "act_type": "prelu"}),
         "arch": "srvgg"},
+    "swinir": {
+        "jaxsr": ("swinir", {"embed_dim": 180, "depths": (6,) * 6, "num_heads": (6,) * 6,
+                             "window_size": 8, "upsampler": "pixelshuffle"}),
+        "torch": ("basicsr.archs.swinir_arch", "SwinIR",
+                  {"upscale": SCALE, "in_chans": 3, "img_size": 64, "window_size": 8,
+                   "img_range": 1.0, "depths": [6] * 6, "embed_dim": 180,
+                   "num_heads": [6] * 6, "mlp_ratio": 2.0, "upsampler": "pixelshuffle",
+                   "resi_connection": "1conv"}),
+        "arch": "swinir"},
 }
+# Smoke runs (--tiny): the same rows with a few narrow blocks.
+TINY = {"msrresnet": {"num_feat": 8, "num_block": 1},
+        "rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4},
+        "srvgg": {"num_feat": 8, "num_conv": 2},
+        "swinir": {"embed_dim": 12, "depths": (2,), "num_heads": (2,), "window_size": 4}}
+
+
+def tiny_row(name: str) -> dict:
+  """ROWS[name] with TINY[name]'s hyper-parameters on both sides."""
+  row = ROWS[name]
+  module, cls, kwargs = row["torch"]
+  jaxsr_opts = {**row["jaxsr"][1], **TINY[name]}
+  torch_kwargs = dict(kwargs, **{k: list(v) if isinstance(v, tuple) else v
+                                 for k, v in TINY[name].items()})
+  return {**row, "jaxsr": (row["jaxsr"][0], jaxsr_opts), "torch": (module, cls, torch_kwargs)}
 
 
 # ----------------------------------------------------------------------------- helpers (both)
@@ -183,15 +216,30 @@ def torch_child(spec_path: str, out_path: str) -> None:
   torch.manual_seed(spec["seed"])
   model = getattr(module, class_name)(**kwargs).eval()
   torch.save(model.state_dict(), spec["weights_path"])
+  device = spec.get("device", "cpu")
+  half = spec.get("precision") == "half"
+  # SwinIR's attention adds float32 masks and biases: in half precision it runs under
+  # autocast float16 (what its users do); the CNNs are cast to float16 (`.half()`).
+  autocast = half and module_name.endswith("swinir_arch")
+  dtype = torch.float16 if half and not autocast else torch.float32
   x = torch.from_numpy(np.load(spec["input_path"]).transpose(0, 3, 1, 2).copy())
+  model, x = model.to(device, dtype), x.to(device, dtype)
+  context = (lambda: torch.autocast(device_type=device, dtype=torch.float16)) if autocast else (
+      contextlib.nullcontext)
+  if spec.get("mode") == "best":  # channels_last and torch.compile, as traiNNer-redux runs
+    model, x = model.to(memory_format=torch.channels_last), x.contiguous(
+        memory_format=torch.channels_last)
+    model = torch.compile(model)
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
   out = {}
 
   def forward():
-    with torch.inference_mode():
+    with torch.inference_mode(), context():
       out["y"] = model(x)
+    sync()
 
   times = time_calls(forward, spec["warmup"], spec["runs"])
-  np.save(spec["output_path"], out["y"].numpy())
+  np.save(spec["output_path"], out["y"].float().cpu().numpy())
   versions = {"torch": torch.__version__, "torchvision": torchvision.__version__,
               "basicsr": basicsr.__version__, "numpy": np.__version__,
               "python": platform.python_version()}
@@ -208,7 +256,10 @@ def torch_child(spec_path: str, out_path: str) -> None:
             "arch_file": os.path.abspath(module.__file__),
             "model_class": f"{module_name}.{class_name}",
             "params": sum(p.numel() for p in model.parameters()),
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), "device": device,
+            "dtype": "autocast float16" if autocast else str(dtype),
+            "mode": spec.get("mode", "plain"),
+            "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
             "interop_threads": torch.get_num_interop_threads(), "versions": versions}
   with open(out_path, "w") as f:
     json.dump(result, f)
@@ -220,15 +271,17 @@ def run_torch(spec: dict, torch_python: str) -> dict:
 
 # ----------------------------------------------------------------------------- jaxsr side
 
-def jaxsr_model_and_variables(row: dict, weights_path: str):
-  """The jaxsr model and its variables: the torch peer's weights when `weights_path` exists
-  (read by jaxsr.convert), else jaxsr's own init (seed 0)."""
+def jaxsr_model_and_variables(row: dict, weights_path: str, precision: str = "float32"):
+  """The jaxsr model (computing in bfloat16 for `precision` 'half', float32 parameters, as
+  `jaxsr.upscale --bf16`) and its variables: the torch peer's weights when `weights_path`
+  exists (read by jaxsr.convert), else jaxsr's own init (seed 0)."""
   import jax
   import jax.numpy as jnp
   from jaxsr import convert
   from jaxsr import models
   name, opts = row["jaxsr"]
-  model = models.MODELS[name](scale=SCALE, **opts)
+  dtype = jnp.bfloat16 if precision == "half" else jnp.float32
+  model = models.MODELS[name](scale=SCALE, dtype=dtype, **opts)
   x = jax.ShapeDtypeStruct((1, 16, 16, 3), jnp.float32)
   like = jax.eval_shape(lambda k, x: dict(model.init(k, x)), jax.random.key(0), x)
   if weights_path and os.path.exists(weights_path):
@@ -327,6 +380,15 @@ def main() -> None:
   parser.add_argument("--sides", default="jaxsr,onnx,torch",
                       help="comma list of sides to run (default all three)")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--precision", choices=("float32", "half"), default="float32",
+                      help="half: jaxsr computes in bfloat16 (float32 parameters, as "
+                           "jaxsr.upscale --bf16), torch in float16 (.half(), as "
+                           "Real-ESRGAN's inference); float32 on both sides otherwise")
+  parser.add_argument("--torch_device", choices=("cpu", "cuda"), default="cpu")
+  parser.add_argument("--torch_mode", choices=("plain", "best"), default="plain",
+                      help="best: channels_last and torch.compile of the module")
+  parser.add_argument("--tiny", action="store_true",
+                      help="a few narrow blocks of each row's architecture (smoke runs)")
   args = parser.parse_args()
   rows = [r.strip() for r in args.rows.split(",") if r.strip()]
   unknown = [r for r in rows if r not in ROWS]
@@ -350,12 +412,14 @@ def main() -> None:
     input_path = os.path.join(tmp, "input.npy")
     np.save(input_path, x)
     for name in rows:
-      row = ROWS[name]
+      row = tiny_row(name) if args.tiny else ROWS[name]
       out = {"bench": "inference", "row": name, "jaxsr_model": row["jaxsr"][0],
              "jaxsr_options": {"scale": SCALE, **row["jaxsr"][1]},
              "torch_model": f"{row['torch'][0]}.{row['torch'][1]}",
              "torch_kwargs": row["torch"][2], "batch": 1, "lr_size": args.size,
-             "hr_size": out_side, "output_megapixels": megapixels, "dtype": "float32"}
+             "hr_size": out_side, "output_megapixels": megapixels,
+             "precision": args.precision, "torch_device": args.torch_device,
+             "torch_mode": args.torch_mode}
       notes = ["XLA's CPU backend uses every core (jax_threads = cores); --threads sets torch "
                "and ONNX Runtime", "compile / session creation excluded"]
       weights_path = os.path.join(tmp, f"{name}.pth")
@@ -364,6 +428,8 @@ def main() -> None:
         spec = {"peer": list(row["torch"]), "seed": args.seed, "threads": args.threads,
                 "warmup": args.warmup, "runs": args.runs, "input_path": input_path,
                 "weights_path": weights_path, "realesrgan_dir": args.realesrgan_dir,
+                "device": args.torch_device, "precision": args.precision,
+                "mode": args.torch_mode,
                 "output_path": os.path.join(tmp, f"{name}_torch.npy")}
         try:
           logging.warning("%s: torch side", name)
@@ -376,7 +442,7 @@ def main() -> None:
           out["torch_error"] = error_text(e)
       jax_res = onnx_res = None
       try:
-        model, variables, source = jaxsr_model_and_variables(row, weights_path)
+        model, variables, source = jaxsr_model_and_variables(row, weights_path, args.precision)
         out["weights"] = source
       except Exception as e:  # pylint: disable=broad-except
         traceback.print_exc(file=sys.stderr)
@@ -418,7 +484,8 @@ def main() -> None:
         out.update({"onnx_times_s": onnx_res["times_s"], "onnx_export_s": onnx_res["export_s"],
                     "onnx_opset": onnx_res["opset"]})
       if torch_res:
-        out.update({"torch_times_s": torch_res["times_s"],
+        out.update({"torch_times_s": torch_res["times_s"], "torch_gpu": torch_res["gpu"],
+                    "torch_dtype": torch_res["dtype"],
                     "torch_model_class": torch_res["model_class"],
                     "torch_arch_file": torch_res["arch_file"],
                     "torch_params": torch_res["params"],

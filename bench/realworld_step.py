@@ -13,23 +13,34 @@ JSON line with `pairs_share` = pairs / total. No TensorFlow (runs on a device ma
 
 import importlib.util
 import json
+import os
+import shutil
 import statistics
+import tempfile
 import time
 
 from absl import app
 from absl import flags
 import jax
 import numpy as np
+import step_timer  # bench/step_timer.py
 
 from jaxsr import builders
 from jaxsr import config_base
 from jaxsr import sharding
 from jaxsr.degradations import pairs
+from jaxsr.models import vgg
 
 flags.DEFINE_string("config", "configs/realesrnet_x4plus.py", "A real-world config file.")
 flags.DEFINE_integer("batch", 12, "Global batch.")
 flags.DEFINE_integer("warmup", 1, "Untimed calls of each part (>= 1: the first compiles).")
 flags.DEFINE_integer("steps", 3, "Timed steps.")
+flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
+                  "Computation dtype (default: the config's).")
+flags.DEFINE_bool("random_vgg", False, "A GAN config without VGG19 weights gets random ones "
+                  "(timing as with real weights) instead of losing its perceptual loss.")
+flags.DEFINE_bool("tiny", False, "A few narrow blocks of the config's networks, GT 64 from "
+                  "crops of 96 (smoke runs).")
 FLAGS = flags.FLAGS
 
 
@@ -57,8 +68,18 @@ def main(_):
   config = _load(FLAGS.config)
   config.batch_size = FLAGS.batch
   config.degradation.queue_size = 15 * FLAGS.batch  # Real-ESRGAN: 180 pairs for batch 12.
+  if FLAGS.dtype:
+    config.dtype = FLAGS.dtype
+  if FLAGS.tiny:
+    step_timer.shrink(config)
+    config.data.gt_size, config.data.crop_pad_size = 64, 96
+  vgg_dir = tempfile.mkdtemp(prefix="realworld_step_vgg_")
   if config_base.is_gan(config) and not config.loss.vgg_weights:
-    config.loss.perceptual_weight = 0.0  # No VGG weights offline: time G and D only.
+    if FLAGS.random_vgg:
+      config.loss.vgg_weights = os.path.join(vgg_dir, vgg.KERAS_VGG19_FILE)
+      step_timer.write_random_vgg19_h5(config.loss.vgg_weights)
+    else:
+      config.loss.perceptual_weight = 0.0  # No VGG weights offline: time G and D only.
   config_base.validate(config, jax.device_count())
   mesh = sharding.create_mesh()
   comps = builders.components_from_config(config)
@@ -94,10 +115,12 @@ def main(_):
   print(json.dumps({
       "config": FLAGS.config, "model": config.model.name, "batch": config.batch_size,
       "crop": size, "gt_size": config.data.gt_size, "scale": config.scale,
+      "dtype": config.dtype, "perceptual_weight": config.loss.perceptual_weight,
       "device": str(jax.devices()[0].device_kind), "device_count": jax.device_count(),
       "compile_s": round(compile_s, 1), "pairs_s": round(pairs_s, 3),
       "step_s": round(step_s, 3), "total_s": round(total_s, 3),
       "pairs_share": round(pairs_s / total_s, 3)}))
+  shutil.rmtree(vgg_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
