@@ -41,7 +41,7 @@ side on the GPU (each pass synchronized); --torch_mode=best adds channels_last a
 
 Same weights on all sides: the torch process builds the peer model with its default init after
 `torch.manual_seed(--seed)` and saves its state dict (`torch.save`); jaxsr reads that file with
-its own importer `jaxsr.convert.load_basicsr_variables` (the `python -m jaxsr.convert` path) and
+its own importer `jaxsr.interop.load.load_variables` (the `python -m jaxsr.convert` path) and
 the ONNX model is exported from those variables. All sides see the same random input (numpy,
 seed --seed). Sanity fields: `max_abs_diff_jaxsr_torch`, `max_abs_diff_onnx_torch`,
 `max_abs_diff_onnx_jaxsr` (raw outputs, not clipped; expect ~1e-5 .. 1e-4 from float32
@@ -277,7 +277,7 @@ def jaxsr_model_and_variables(row: dict, weights_path: str, precision: str = "fl
   exists (read by jaxsr.convert), else jaxsr's own init (seed 0)."""
   import jax
   import jax.numpy as jnp
-  from jaxsr import convert
+  from jaxsr.interop import load as interop_load
   from jaxsr import models
   name, opts = row["jaxsr"]
   dtype = jnp.bfloat16 if precision == "half" else jnp.float32
@@ -285,8 +285,9 @@ def jaxsr_model_and_variables(row: dict, weights_path: str, precision: str = "fl
   x = jax.ShapeDtypeStruct((1, 16, 16, 3), jnp.float32)
   like = jax.eval_shape(lambda k, x: dict(model.init(k, x)), jax.random.key(0), x)
   if weights_path and os.path.exists(weights_path):
-    hparams, variables = convert.load_basicsr_variables(weights_path, row["arch"], like=like)
-    source = "torch peer's default init, via jaxsr.convert.load_basicsr_variables"
+    loaded = interop_load.load_variables(weights_path, row["arch"], like=like)
+    hparams, variables = loaded.hparams, loaded.variables
+    source = "torch peer's default init, via jaxsr.interop.load.load_variables"
     expected = {"scale": SCALE, **opts}
     if any(hparams.get(k, v) != v for k, v in expected.items()):
       raise ValueError(f"the peer's state dict reads as {hparams}, not {expected}")

@@ -98,12 +98,12 @@ def load_generator(workdir: str = "", checkpoint: str = "", which: str = "best",
 
 
 def input_multiple(model) -> int:
-  """k such that sizes and tile offsets must be multiples of k: RRDBNet x2 / x1 (2 / 4: pixel
-  unshuffle), the seed generator (2**num_down: stride-2 encoder), SwinIR (its window: it pads
+  """k such that sizes and tile offsets must be multiples of k: the model's own
+  `input_multiple` (RRDBNet x2 / x1: 2 / 4, pixel unshuffle; window sizes), the seed generator (2**num_down: stride-2 encoder), SwinIR (its window: it pads
   other sizes itself, but window-aligned tiles keep the attention windows of the whole image);
   else 1."""
-  if isinstance(model, models.RRDBNet) and model.scale < 4:
-    return 4 // model.scale
+  if hasattr(model, "input_multiple"):
+    return int(model.input_multiple)
   if isinstance(model, models.SeedGenerator):
     return 2**model.num_down
   if isinstance(model, models.SwinIR):

@@ -28,12 +28,12 @@ from jaxsr import builders
 from jaxsr import checkpointing
 from jaxsr import cli
 from jaxsr import config_base
-from jaxsr import convert
 from jaxsr import evaluate
 from jaxsr import preemption
 from jaxsr import sharding
 from jaxsr import state as state_lib
 from jaxsr.data import input_pipeline
+from jaxsr.interop import load as interop_load
 
 
 class NonFiniteError(FloatingPointError):
@@ -81,13 +81,15 @@ def load_init_variables(init_from: str, like: Dict[str, Any], model_name: str = 
   """The generator variables (EMA params, which equal the params when that run kept no EMA, and
   BatchNorm statistics) of `init_from` — a workdir (its latest checkpoint) or one checkpoint
   directory `<workdir>/checkpoints/<step>` of a PSNR or GAN run — placed like `like`; or
-  `basicsr:<file.pth>`, BasicSR weights of model `model_name` at `scale` (see `convert`).
+  `basicsr:<file>`, foreign weights (`.pth` / `.safetensors`, any layout `jaxsr.interop`
+  reads) of model `model_name` at `scale`.
 
   Raises:
     ValueError: starting 'init_from=<init_from>: ', when nothing there fits `like`."""
   return _load_variables(
       "init_from", init_from, like, "generator",
-      lambda path: convert.load_basicsr_variables(path, model_name, like=like, scale=scale)[1],
+      lambda path: interop_load.load_variables(path, model_name, like=like,
+                                               scale=scale).variables,
       lambda manager, step, sharding: checkpointing.restore_generator(
           manager, step, like, use_ema=True, sharding=sharding))
 
@@ -104,8 +106,8 @@ def load_init_d_variables(init_d_from: str, like: Dict[str, Any],
     ValueError: starting 'init_d_from=<init_d_from>: ', when nothing there fits `like`."""
   return _load_variables(
       "init_d_from", init_d_from, like, "discriminator",
-      lambda path: convert.load_basicsr_variables(
-          path, convert.discriminator_arch(discriminator_name), like=like)[1],
+      lambda path: interop_load.load_variables(
+          path, interop_load.discriminator_arch(discriminator_name), like=like).variables,
       lambda manager, step, sharding: checkpointing.restore_discriminator(
           manager, step, like, sharding=sharding))
 
@@ -117,8 +119,8 @@ def _load_variables(option: str, source: str, like: Dict[str, Any], what: str,
   architecture or size) become one ValueError naming `option` and `source`."""
   sharding = jax.tree.leaves(like)[0].sharding
   try:
-    if source.startswith(convert.BASICSR_PREFIX):
-      path = source[len(convert.BASICSR_PREFIX):]
+    if source.startswith(interop_load.BASICSR_PREFIX):
+      path = source[len(interop_load.BASICSR_PREFIX):]
       variables = jax.device_put(load_basicsr(path), sharding)
       logging.info("Initialised the %s from BasicSR weights %s", what, path)
       return variables

@@ -26,6 +26,9 @@ from jaxsr import models
 from jaxsr import sharding
 from jaxsr import torch_io
 from jaxsr import train
+from jaxsr.interop import detect as detect_lib
+from jaxsr.interop import load as interop_load
+from jaxsr.interop import variables as interop_variables
 from jaxsr.models import discriminators
 from jaxsr.models import srvgg
 
@@ -79,13 +82,14 @@ def test_converted_generator_matches_pytorch_through_eval_restore(data_dir, tmp_
 @pytest.mark.numerics
 def test_converted_discriminator_matches_pytorch_and_is_saved_as_d_params(data_dir, tmp_path):
   path, x, expected, torch_kwargs = _fixture(data_dir, "vgg_discriminator")
-  hparams, variables = convert.load_basicsr_variables(path, "vgg_discriminator")
+  loaded = interop_load.load_variables(path, "vgg_discriminator")
+  hparams, variables = loaded.hparams, loaded.variables
   assert hparams == torch_kwargs
   assert set(variables) == {"params", "batch_stats"}
   np.testing.assert_array_equal(variables["batch_stats"]["bn1_0"]["var"],
                                 torch_io.select_params(torch_io.load_state_dict(path))[
                                     "bn1_0.running_var"])
-  disc = convert.create_module("vgg_discriminator", hparams)
+  disc = interop_load.create_module("vgg_discriminator", hparams)
   logits = jax.jit(lambda v, x: disc.apply(v, x, train=False))(variables, x)
   utils.assert_close(logits, expected, ops=utils.network_ops(variables))
 
@@ -108,13 +112,14 @@ def test_converted_unet_discriminator_matches_pytorch_eval_mode(data_dir, tmp_pa
   """Real-ESRGAN's UNetDiscriminatorSN after training-mode forwards: torch's eval mode divides
   by sigma = u^T W v with the stored u and v, so both must be imported."""
   path, x, expected, torch_kwargs = _fixture(data_dir, "unet_discriminator")
-  hparams, variables = convert.load_basicsr_variables(path, "unet_discriminator")
+  loaded = interop_load.load_variables(path, "unet_discriminator")
+  hparams, variables = loaded.hparams, loaded.variables
   assert hparams == torch_kwargs
   state_dict = torch_io.select_params(torch_io.load_state_dict(path))
   np.testing.assert_array_equal(variables["batch_stats"]["conv3"]["u"],
                                 state_dict["conv3.weight_u"])
   assert variables["batch_stats"]["conv3"]["v"].shape == state_dict["conv3.weight_v"].shape
-  disc = convert.create_module("unet_discriminator", hparams)
+  disc = interop_load.create_module("unet_discriminator", hparams)
   apply = jax.jit(lambda v, x: disc.apply(v, x, train=False))
   utils.assert_close(apply(variables, x), expected, ops=utils.network_ops(variables))
   # The stored v matters: recomputing it from u (no stored v) gives other logits.
@@ -123,48 +128,49 @@ def test_converted_unet_discriminator_matches_pytorch_eval_mode(data_dir, tmp_pa
     stats["v"] = discriminators.spectral_normalize(
         variables["params"][name]["kernel"], stats["u"], False)[2]
   assert np.max(np.abs(apply(recomputed, x) - expected)) > 1e-4
-  no_skip = convert.load_basicsr_variables(path, "unet_discriminator", skip_connection=False)[0]
+  no_skip = interop_load.load_variables(path, "unet_discriminator",
+                                        skip_connection=False).hparams
   assert no_skip["skip_connection"] is False
 
   # The converted workdir holds d_params / d_model_state that init_d_from reads back.
   config = convert.convert(path, "unet_discriminator", str(tmp_path))
   assert config.discriminator.name == "unet_sn" and config.discriminator.num_feat == 4
   assert config.discriminator.skip_connection
-  like = _zeros_like(convert.abstract_variables("unet_discriminator", hparams))
+  like = _zeros_like(interop_load.abstract_variables("unet_discriminator", hparams))
   utils.assert_trees_equal(
       jax.device_get(train.load_init_d_variables(str(tmp_path), like, "unet_sn")), variables)
 
 
 def test_unet_discriminator_wrong_keys_and_shapes_are_clear_errors(data_dir, tmp_path):
   path = _fixture(data_dir, "unet_discriminator")[0]
-  with pytest.raises(ValueError, match=r"Not a BasicSR unet_discriminator state dict: no "
+  with pytest.raises(ValueError, match=r"Not a unet_discriminator state dict: no "
                                        r"'conv0.weight'"):
-    convert.load_basicsr_variables(_fixture(data_dir, "vgg_discriminator")[0],
+    interop_load.load_variables(_fixture(data_dir, "vgg_discriminator")[0],
                                    "unet_discriminator")
   state_dict = torch_io.select_params(torch_io.load_state_dict(path))
-  like = convert.abstract_variables("unet_discriminator",
-                                    convert.infer_hparams("unet_discriminator", state_dict))
+  like = interop_load.abstract_variables("unet_discriminator",
+                                    detect_lib.read_hparams("unet_discriminator", state_dict))
   del state_dict["conv3.weight_v"]
   state_dict["conv2.weight_u"] = np.zeros(5, np.float32)
   with pytest.raises(ValueError) as error:
-    convert.state_dict_to_variables(state_dict, like, "netD.pth")
+    interop_variables.state_dict_to_variables(state_dict, like, "netD.pth")
   assert str(error.value) == (
       "netD.pth does not fit the model:\n"
       "  missing (1): batch_stats/conv3/v\n"
       "  shape mismatch (1): conv2.weight_u: (5,) (as batch_stats/conv2/u) vs (16,)")
 
   # init_d_from: one message naming the option and the file.
-  wider = _zeros_like(convert.abstract_variables(
+  wider = _zeros_like(interop_load.abstract_variables(
       "unet_discriminator", dict(num_in_ch=3, num_feat=8)))
-  source = convert.BASICSR_PREFIX + path
+  source = interop_load.BASICSR_PREFIX + path
   with pytest.raises(ValueError, match=rf"^init_d_from={re.escape(source)}: {re.escape(path)} "
                                        r"\(unet_discriminator\) does not fit the model:\n"
                                        r"  shape mismatch \(27\): conv0.weight"):
     train.load_init_d_variables(source, wider, "unet_sn")
-  with pytest.raises(ValueError, match=rf"^init_d_from={re.escape(source)}: Not a BasicSR "
+  with pytest.raises(ValueError, match=rf"^init_d_from={re.escape(source)}: Not a "
                                        r"vgg_discriminator state dict: no 'conv0_0.weight'"):
     train.load_init_d_variables(source, wider, "vgg_style")
-  with pytest.raises(ValueError, match=r"Discriminator 'seed' has no BasicSR counterpart"):
+  with pytest.raises(ValueError, match=r"Discriminator 'seed' has no foreign counterpart"):
     train.load_init_d_variables(source, wider, "seed")
   generator = str(tmp_path / "g")  # A generator's workdir holds no discriminator.
   convert.convert(_fixture(data_dir, "edsr_x2")[0], "edsr", generator)
@@ -180,9 +186,10 @@ def test_unet_discriminator_wrong_keys_and_shapes_are_clear_errors(data_dir, tmp
 @pytest.mark.numerics
 def test_params_ema_is_preferred_and_key_forces_params(data_dir):
   path, x, expected, _ = _fixture(data_dir, "msrresnet_x3")  # Holds params and params_ema.
-  config = convert.make_config("msrresnet", convert.load_basicsr_variables(path, "msrresnet")[0])
-  _, ema = convert.load_basicsr_variables(path, "msrresnet")
-  _, raw = convert.load_basicsr_variables(path, "msrresnet", key="params")
+  config = convert.make_config("msrresnet",
+                               interop_load.load_variables(path, "msrresnet").hparams)
+  ema = interop_load.load_variables(path, "msrresnet").variables
+  raw = interop_load.load_variables(path, "msrresnet", key="params").variables
   _assert_gives_pytorch_output(ema, config, x, expected)
   assert np.max(np.abs(_apply(raw, config, x) - expected)) > 0.01
 
@@ -227,10 +234,10 @@ def test_init_from_basicsr_loads_into_a_matching_config(data_dir, tmp_path):
   path = _fixture(data_dir, "msrresnet_x4")[0]
   config = utils.tiny_config(str(tmp_path), scale=4)
   config.model.num_feat, config.model.num_block = 6, 2
-  config.init_from = convert.BASICSR_PREFIX + path
+  config.init_from = interop_load.BASICSR_PREFIX + path
   variables = train.load_init_variables(config.init_from, _zero_variables(config),
                                         config.model.name, config.scale)
-  _, expected = convert.load_basicsr_variables(path, "msrresnet")
+  expected = interop_load.load_variables(path, "msrresnet").variables
   utils.assert_trees_equal(jax.device_get(variables), expected)
 
   config.model.num_block = 3
@@ -241,22 +248,22 @@ def test_init_from_basicsr_loads_into_a_matching_config(data_dir, tmp_path):
 
 def test_wrong_arch_is_a_clear_error(data_dir):
   path = _fixture(data_dir, "rrdbnet_x4")[0]
-  with pytest.raises(ValueError, match=r"Not a BasicSR msrresnet state dict: no "
+  with pytest.raises(ValueError, match=r"Not a msrresnet state dict: no "
                                        r"'upconv1.weight'"):
-    convert.load_basicsr_variables(path, "msrresnet")
-  with pytest.raises(ValueError, match=r"Unknown BasicSR arch 'esrgan'.*'rrdbnet'"):
-    convert.load_basicsr_variables(path, "esrgan")
+    interop_load.load_variables(path, "msrresnet")
+  with pytest.raises(ValueError, match=r"Unknown architecture 'esrgan'.*'rrdbnet'"):
+    interop_load.load_variables(path, "esrgan")
 
 
 def test_every_mismatch_is_listed_in_one_error(data_dir):
   state_dict = torch_io.select_params(torch_io.load_state_dict(
       _fixture(data_dir, "srvgg_x4")[0]))
-  like = convert.abstract_variables("srvgg", convert.infer_hparams("srvgg", state_dict))
+  like = interop_load.abstract_variables("srvgg", detect_lib.read_hparams("srvgg", state_dict))
   del state_dict["body.3.weight"]
   state_dict["body.9.bias"] = np.zeros(3, np.float32)
   state_dict["body.2.bias"] = np.zeros(7, np.float32)
   with pytest.raises(ValueError) as error:
-    convert.state_dict_to_variables(state_dict, like, "srvgg.pth")
+    interop_variables.state_dict_to_variables(state_dict, like, "srvgg.pth")
   assert str(error.value) == (
       "srvgg.pth does not fit the model:\n"
       "  missing (1): params/body_3/kernel\n"
@@ -273,30 +280,31 @@ def test_hparams_from_shapes_and_overrides():
   # srvgg: 3 convs at body.0, .2, .4 with ReLU (no weights) -> num_conv 1; 3 * 3^2 = 27 -> x3.
   relu_vgg = _zeros(body__0__weight=(5, 3, 3, 3), body__2__weight=(5, 5, 3, 3),
                     body__4__weight=(27, 5, 3, 3))
-  assert convert.infer_hparams("srvgg", relu_vgg) == dict(
+  assert detect_lib.read_hparams("srvgg", relu_vgg) == dict(
       scale=3, num_in_ch=3, num_out_ch=3, num_feat=5, num_conv=1, act_type="relu")
-  assert convert.infer_hparams("srvgg", relu_vgg, scale=1, act_type="leakyrelu") == dict(
+  assert detect_lib.read_hparams("srvgg", relu_vgg, scale=1, act_type="leakyrelu") == dict(
       scale=1, num_in_ch=3, num_out_ch=27, num_feat=5, num_conv=1, act_type="leakyrelu")
   # rrdbnet: conv_first takes 3 * 2^2 channels -> pixel-unshuffle 2 -> x2.
   rrdb = _zeros(conv_first__weight=(4, 12, 3, 3), conv_last__weight=(3, 4, 3, 3),
                 body__0__rdb1__conv1__weight=(2, 4, 3, 3),
-                body__1__rdb1__conv1__weight=(2, 4, 3, 3))
-  assert convert.infer_hparams("rrdbnet", rrdb) == dict(
+                body__1__rdb1__conv1__weight=(2, 4, 3, 3), conv_body__weight=(4, 4, 3, 3),
+                conv_up1__weight=(4, 4, 3, 3), conv_up2__weight=(4, 4, 3, 3))
+  assert detect_lib.read_hparams("rrdbnet", rrdb) == dict(
       scale=2, num_in_ch=3, num_out_ch=3, num_feat=4, num_block=2, num_grow_ch=2)
-  assert convert.infer_hparams("rrdbnet", rrdb, scale=4)["num_in_ch"] == 12
+  assert detect_lib.read_hparams("rrdbnet", rrdb, scale=4)["num_in_ch"] == 12
   rrdb["conv_first.weight"] = np.zeros((4, 6, 3, 3), np.float32)
   with pytest.raises(ValueError, match=r"pass it \(--scale\)"):
-    convert.infer_hparams("rrdbnet", rrdb)
+    detect_lib.read_hparams("rrdbnet", rrdb)
   # edsr: upsample.0 and .2 with 4 * num_feat channels -> x4; res_scale only by override.
   edsr = _zeros(conv_first__weight=(2, 1, 3, 3), body__0__conv1__weight=(2, 2, 3, 3),
                 upsample__0__weight=(8, 2, 3, 3), upsample__2__weight=(8, 2, 3, 3),
                 conv_last__weight=(1, 2, 3, 3))
-  assert convert.infer_hparams("edsr", edsr) == dict(
+  assert detect_lib.read_hparams("edsr", edsr) == dict(
       scale=4, num_in_ch=1, num_out_ch=1, num_feat=2, num_block=1, res_scale=1.0)
-  assert convert.infer_hparams("edsr", edsr, res_scale=0.1)["res_scale"] == 0.1
+  assert detect_lib.read_hparams("edsr", edsr, res_scale=0.1)["res_scale"] == 0.1
   # vgg_discriminator: conv5_0 exists only for 256x256 inputs.
   disc = _zeros(conv0_0__weight=(2, 3, 3, 3), conv5_0__weight=(16, 16, 3, 3))
-  assert convert.infer_hparams("vgg_discriminator", disc)["input_size"] == 256
+  assert detect_lib.read_hparams("vgg_discriminator", disc)["input_size"] == 256
 
 
 def test_write_workdir_refuses_a_workdir_with_checkpoints(data_dir, tmp_path):
@@ -315,10 +323,10 @@ def test_gan_fine_tunes_from_imported_realesrgan_g_and_d(data_dir, tmp_path, mon
   config = utils.tiny_gan_config(train_dir, scale=4, generator="rrdbnet", discriminator="unet_sn")
   config.model.num_grow_ch = 3  # rrdbnet_x4: num_feat 4, num_block 1; netD: num_feat 4.
   config.num_train_steps, config.log_every_steps = 2, 1
-  config.init_from = convert.BASICSR_PREFIX + g_path
-  config.init_d_from = convert.BASICSR_PREFIX + d_path
-  _, g_imported = convert.load_basicsr_variables(g_path, "rrdbnet")
-  _, d_imported = convert.load_basicsr_variables(d_path, "unet_discriminator")
+  config.init_from = interop_load.BASICSR_PREFIX + g_path
+  config.init_d_from = interop_load.BASICSR_PREFIX + d_path
+  g_imported = interop_load.load_variables(g_path, "rrdbnet").variables
+  d_imported = interop_load.load_variables(d_path, "unet_discriminator").variables
   comps, mesh = builders.components_from_config(config), sharding.create_mesh()
 
   fresh, start = train.restore_or_init(
@@ -340,7 +348,7 @@ def test_gan_fine_tunes_from_imported_realesrgan_g_and_d(data_dir, tmp_path, mon
 
   def no_import(*args, **kwargs):
     raise AssertionError("a resumed run imported weights again")
-  monkeypatch.setattr(convert, "load_basicsr_variables", no_import)
+  monkeypatch.setattr(interop_load, "load_variables", no_import)
   resumed, start = train.restore_or_init(
       config, checkpointing.create_manager(workdir, read_only=True), comps, mesh)
   assert start == 2

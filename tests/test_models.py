@@ -23,6 +23,14 @@ SMALL = {
     "seed": dict(num_feat=8, num_down=2),
     "srvgg": dict(num_feat=8, num_conv=2),
     "swinir": dict(embed_dim=8, depths=(1,), num_heads=(2,), window_size=4, num_feat=8),
+    "span": dict(feature_channels=4),
+    "rcan": dict(n_resgroups=1, n_resblocks=1, n_feats=8, reduction=4),
+    "omnisr": dict(num_feat=8, res_num=1, block_num=1, window_size=4),
+    "plksr": dict(dim=8, n_blocks=1, kernel_size=5),
+    "realplksr": dict(dim=8, n_blocks=1, kernel_size=5, norm_groups=2),
+    "hat": dict(embed_dim=8, depths=(2,), num_heads=(2,), window_size=4, compress_ratio=2,
+                squeeze_factor=2, num_feat=8),
+    "dat": dict(embed_dim=16, depth=(2,), num_heads=(2,), split_size=(2, 4)),
 }
 # Options a model needs at some scales (SwinIR x1 has no upsampler).
 SCALE_OPTIONS = {("swinir", 1): dict(upsampler="")}
@@ -106,7 +114,7 @@ def test_jit_matches_eager():
 
 
 def test_rrdbnet_scale3_raises_at_construction():
-  with pytest.raises(ValueError, match=r"RRDBNet.*scale 3.*\(1, 2, 4\)"):
+  with pytest.raises(ValueError, match=r"RRDBNet.*scale 3.*\(1, 2, 4, 8\)"):
     models.RRDBNet(scale=3)
   with pytest.raises(ValueError, match=r"rrdbnet.*scale 3"):
     models.create_model("rrdbnet", 3)

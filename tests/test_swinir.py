@@ -16,11 +16,13 @@ import pytest
 from PIL import Image
 
 from jaxsr import config_base
-from jaxsr import convert
 from jaxsr import inference
 from jaxsr import models
 from jaxsr import torch_io
 from jaxsr import train
+from jaxsr.interop import detect as detect_lib
+from jaxsr.interop import load as interop_load
+from jaxsr.interop.families import swinir as swinir_rules
 from jaxsr.models import swinir
 
 from tests import utils
@@ -58,8 +60,9 @@ def golden(data_dir=pathlib.Path(__file__).parent / "data"):
 
 def _golden_model(name, **overrides):
   path = str(REPO / "tests" / "data" / "swinir" / f"{name}.pth")
-  hparams, variables = convert.load_basicsr_variables(path, "swinir", **overrides)
-  return hparams, convert.create_module("swinir", hparams), variables
+  loaded = interop_load.load_variables(path, "swinir", **overrides)
+  hparams, variables = loaded.hparams, loaded.variables
+  return hparams, interop_load.create_module("swinir", hparams), variables
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_MODELS))
@@ -92,7 +95,7 @@ def test_imported_weights_reproduce_basicsr_on_odd_sizes(name, golden):
 @pytest.mark.numerics
 def test_dot_product_attention_gives_the_einsum_output(golden):
   hparams, model, variables = _golden_model("light_x4")
-  other = convert.create_module("swinir", dict(hparams, attention="dot_product_attention"))
+  other = interop_load.create_module("swinir", dict(hparams, attention="dot_product_attention"))
   x = golden["light_x4/input_1"]
   utils.assert_close(other.apply(variables, x), model.apply(variables, x),
                      ops=utils.network_ops(variables))
@@ -107,11 +110,11 @@ def test_buffers_are_checked_not_loaded(tmp_path):
   bad = dict(state_dict)
   bad[key] = state_dict[key][::-1].copy()
   with pytest.raises(ValueError, match="not SwinIR's relative position index"):
-    convert._drop_swinir_buffers(bad)  # pylint: disable=protected-access
+    swinir_rules.to_jaxsr(bad, {})
   with pytest.raises(ValueError, match="ape=True"):
-    convert.infer_hparams("swinir", dict(state_dict, absolute_pos_embed=np.zeros((1, 4, 16))))
-  with pytest.raises(ValueError, match="Not a BasicSR swinir state dict: no 'conv_first.weight'"):
-    convert.infer_hparams("swinir", {"conv.weight": np.zeros((1, 1, 3, 3))})
+    detect_lib.read_hparams("swinir", dict(state_dict, absolute_pos_embed=np.zeros((1, 4, 16))))
+  with pytest.raises(ValueError, match="Not a swinir state dict: no 'conv_first.weight'"):
+    detect_lib.read_hparams("swinir", {"conv.weight": np.zeros((1, 1, 3, 3))})
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -170,7 +173,7 @@ def test_stochastic_depth_needs_a_key_drops_per_sample_and_is_off_in_eval():
 @pytest.mark.numerics
 def test_bfloat16_stays_close_to_float32(golden):
   hparams, model, variables = _golden_model("light_x4")
-  bf16 = convert.create_module("swinir", dict(hparams, dtype=jnp.bfloat16))
+  bf16 = interop_load.create_module("swinir", dict(hparams, dtype=jnp.bfloat16))
   x = golden["light_x4/input_1"]
   y32, y16 = np.asarray(model.apply(variables, x)), np.asarray(bf16.apply(variables, x))
   assert y16.dtype == np.float32

@@ -20,12 +20,18 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxsr.models.bicubic import Bicubic
+from jaxsr.models.dat import DAT
 from jaxsr.models.discriminators import (SeedDiscriminator, UNetDiscriminatorSN,
                                          VGGStyleDiscriminator)
 from jaxsr.models.edsr import EDSR
 from jaxsr.models.layers import count_params
+from jaxsr.models.hat import HAT
+from jaxsr.models.omnisr import OmniSR
+from jaxsr.models.plksr import PLKSR, RealPLKSR
+from jaxsr.models.rcan import RCAN
 from jaxsr.models.rrdbnet import RRDBNet
 from jaxsr.models.seed import SeedGenerator
+from jaxsr.models.span import SPAN
 from jaxsr.models.srresnet import MSRResNet
 from jaxsr.models.srvgg import SRVGGNetCompact
 from jaxsr.models.swinir import SwinIR
@@ -38,6 +44,13 @@ MODELS: dict[str, type[nn.Module]] = {
     "seed": SeedGenerator,
     "srvgg": SRVGGNetCompact,
     "swinir": SwinIR,
+    "dat": DAT,
+    "hat": HAT,
+    "omnisr": OmniSR,
+    "plksr": PLKSR,
+    "realplksr": RealPLKSR,
+    "rcan": RCAN,
+    "span": SPAN,
 }
 
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
@@ -134,5 +147,6 @@ def create_discriminator(name: str, dtype: Any = jnp.float32, **kwargs) -> nn.Mo
 
 __all__ = ["MODELS", "DISCRIMINATORS", "create_model", "create_discriminator",
            "supported_scales", "model_options", "discriminator_options", "count_params",
-           "Bicubic", "EDSR", "MSRResNet", "RRDBNet", "SeedGenerator", "SRVGGNetCompact", "SwinIR",
+           "Bicubic", "DAT", "EDSR", "HAT", "MSRResNet", "OmniSR", "PLKSR", "RCAN", "RealPLKSR",
+           "RRDBNet", "SeedGenerator", "SPAN", "SRVGGNetCompact", "SwinIR",
            "VGGStyleDiscriminator", "UNetDiscriminatorSN", "SeedDiscriminator"]

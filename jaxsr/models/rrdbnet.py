@@ -1,14 +1,17 @@
 """RRDBNet (BasicSR `basicsr/archs/rrdbnet_arch.py`), the ESRGAN generator.
 
 Submodules (BasicSR names): conv_first, body_0..body_{num_block-1} (each an RRDB with rdb1,
-rdb2, rdb3, each with conv1..conv5), conv_body, conv_up1, conv_up2, conv_hr, conv_last.
-Weight import rule: see `layers`.
+rdb2, rdb3, each with conv1..conv5), conv_body, conv_up1..conv_up<n>, conv_hr, conv_last.
+Weight import rule: see `layers`; the other layouts of these weights (the original ESRGAN
+repository's, BSRGAN's) are renamed by `interop.families.rrdbnet`.
 
-The trunk always upsamples x4 (two nearest x2 + conv); scales 2 and 1 first pixel-unshuffle
-the input by 2 and 4. Scale 3 cannot be expressed by this architecture.
+The trunk upsamples by `trunk_scale` (n = log2 of it nearest x2 + conv stages; BasicSR: always
+4); a smaller `scale` first pixel-unshuffles the input by trunk_scale / scale (BasicSR's x2 and
+x1, Real-ESRGAN's x2plus), reflect-padding it to a multiple of that factor and cropping the
+output, as Real-ESRGAN's and spandrel's inference do. Scale 3 cannot be expressed.
 """
 
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -65,12 +68,15 @@ class RRDBNet(layers.SRModel):
   """ESRGAN generator. Default (num_feat=64, num_block=23, num_grow_ch=32) has 16.7M params.
 
   Attributes:
-    scale: upscale factor, one of `SUPPORTED_SCALES` (1 and 2 via pixel-unshuffle).
+    scale: upscale factor, one of `SUPPORTED_SCALES`: trunk_scale, or trunk_scale / 2 or / 4
+      via pixel-unshuffle.
     num_in_ch: input channels.
     num_out_ch: output channels.
     num_feat: feature channels.
     num_block: RRDB blocks.
     num_grow_ch: growth channels of the dense blocks.
+    trunk_scale: the upsampling of the convolution trunk, 1, 2, 4 or 8; None: BasicSR's 4
+      (8 for scale 8).
     scan_blocks: compile one RRDB and scan it over the blocks' parameters
       (`layers.apply_blocks`; same parameters and values, a program ~20x smaller and faster
       to compile) instead of unrolling the trunk.
@@ -79,22 +85,42 @@ class RRDBNet(layers.SRModel):
     dtype: computation dtype; the output is float32.
     param_dtype: parameter dtype.
   """
-  SUPPORTED_SCALES = (1, 2, 4)
+  SUPPORTED_SCALES = (1, 2, 4, 8)
+  TRUNK_SCALES = (1, 2, 4, 8)
 
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64
   num_block: int = 23
   num_grow_ch: int = 32
+  trunk_scale: Optional[int] = None
   scan_blocks: bool = True
   remat: bool = False
+
+  def __post_init__(self):
+    super().__post_init__()
+    trunk = self.upsampling
+    if trunk not in self.TRUNK_SCALES or trunk % self.scale or trunk // self.scale > 4:
+      raise ValueError(f"RRDBNet: scale {self.scale} with trunk_scale {trunk}: the trunk "
+                       f"upsamples by one of {self.TRUNK_SCALES} and the scale must be it or "
+                       "it / 2 or / 4 (pixel-unshuffle)")
+
+  @property
+  def upsampling(self) -> int:
+    """The trunk's upsampling: `trunk_scale`, by default 4 (8 for scale 8)."""
+    return self.trunk_scale or max(4, self.scale)
+
+  @property
+  def input_multiple(self) -> int:
+    """The pixel-unshuffle factor: tiles must be multiples of it (other sizes are padded)."""
+    return self.upsampling // self.scale
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Super-resolves `x`.
 
     Args:
-      x: `[B, H, W, num_in_ch]` in [0, 1]; H and W divisible by 4 // scale.
+      x: `[B, H, W, num_in_ch]` in [0, 1].
       train: unused (no BatchNorm); kept for a uniform model signature.
 
     Returns:
@@ -103,8 +129,12 @@ class RRDBNet(layers.SRModel):
     del train
     conv = self.conv  # BasicSR leaves these convs at PyTorch's default init.
 
-    if self.scale < 4:
-      x = layers.pixel_unshuffle(x, 4 // self.scale)
+    height, width = x.shape[1:3]
+    unshuffle = self.input_multiple
+    if unshuffle > 1:
+      x = jnp.pad(x, ((0, 0), (0, -height % unshuffle), (0, -width % unshuffle), (0, 0)),
+                  mode="reflect")
+      x = layers.pixel_unshuffle(x, unshuffle)
     feat = conv(self.num_feat, "conv_first")(x)
     blocks = [RRDB(self.num_feat, self.num_grow_ch, dtype=self.dtype,
                    param_dtype=self.param_dtype, name=f"body_{i}")
@@ -112,7 +142,7 @@ class RRDBNet(layers.SRModel):
     body = layers.apply_blocks(self, blocks, feat, scan=self.scan_blocks, remat=self.remat)
     feat = feat + conv(self.num_feat, "conv_body")(body)
 
-    for name in ("conv_up1", "conv_up2"):
-      feat = _lrelu(conv(self.num_feat, name)(layers.upsample_nearest(feat, 2)))
+    for stage in range(1, self.upsampling.bit_length()):
+      feat = _lrelu(conv(self.num_feat, f"conv_up{stage}")(layers.upsample_nearest(feat, 2)))
     out = conv(self.num_out_ch, "conv_last")(_lrelu(conv(self.num_feat, "conv_hr")(feat)))
-    return out.astype(jnp.float32)
+    return out[:, :height * self.scale, :width * self.scale].astype(jnp.float32)
