@@ -503,11 +503,7 @@ class DAT(layers.SRModel):
     """
     h, w = x.shape[1:3]
     x = x.astype(jnp.float32)
-    pad_h, pad_w = max(self.min_size - h, 0), max(self.min_size - w, 0)
-    reflect_h, reflect_w = min(pad_h, h - 1), min(pad_w, w - 1)
-    x = jnp.pad(x, ((0, 0), (0, reflect_h), (0, reflect_w), (0, 0)), mode="reflect")
-    x = jnp.pad(x, ((0, 0), (0, pad_h - reflect_h), (0, pad_w - reflect_w), (0, 0)),
-                mode="edge")
+    x = layers.pad_to_min_size(x, self.min_size)
     x = (x - self._mean()) * self.img_range
     conv = self.conv  # PyTorch's default init, as DAT.
 

@@ -237,6 +237,19 @@ class SRModel(LayerFactory):
     super().__post_init__()
 
 
+def pad_to_min_size(x: jax.Array, size: int) -> jax.Array:
+  """spandrel's `pad_tensor`: `[B, H, W, C]` padded at the bottom / right to at least `size`:
+  reflect (at most H - 1, W - 1), then edge for the rest."""
+  h, w = x.shape[1:3]
+  pad_h, pad_w = max(size - h, 0), max(size - w, 0)
+  if not (pad_h or pad_w):
+    return x
+  reflect_h, reflect_w = min(pad_h, h - 1), min(pad_w, w - 1)
+  x = jnp.pad(x, ((0, 0), (0, reflect_h), (0, reflect_w), (0, 0)), mode="reflect")
+  return jnp.pad(x, ((0, 0), (0, pad_h - reflect_h), (0, pad_w - reflect_w), (0, 0)),
+                 mode="edge")
+
+
 def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
   """PyTorch `nn.PixelShuffle(r)` in NHWC.
 

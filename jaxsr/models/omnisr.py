@@ -54,19 +54,6 @@ def layer_norm(eps: float, param_dtype: Dtype, name: str) -> nn.LayerNorm:
                       use_fast_variance=False, name=name)
 
 
-def pad_to_min_size(x: jax.Array, size: int) -> jax.Array:
-  """spandrel's `pad_tensor`: `[B, H, W, C]` padded at the bottom / right to at least `size`:
-  reflect (at most H - 1, W - 1), then edge for the rest."""
-  h, w = x.shape[1:3]
-  pad_h, pad_w = max(size - h, 0), max(size - w, 0)
-  if not (pad_h or pad_w):
-    return x
-  reflect_h, reflect_w = min(pad_h, h - 1), min(pad_w, w - 1)
-  x = jnp.pad(x, ((0, 0), (0, reflect_h), (0, reflect_w), (0, 0)), mode="reflect")
-  return jnp.pad(x, ((0, 0), (0, pad_h - reflect_h), (0, pad_w - reflect_w), (0, 0)),
-                 mode="edge")
-
-
 def _linear_taps(out_size: int, in_size: int):
   """torch bilinear (align_corners=False) taps of one axis: indices i0, i1 `[out]` and
   weights w0, w1 `[out]` float32 (torch's float arithmetic, source index clamped at 0)."""
@@ -438,7 +425,7 @@ class OmniSR(layers.SRModel):
     x = x.astype(jnp.float32)
     if self.signed_range:
       x = x * 2.0 - 1.0
-    x = pad_to_min_size(x, MIN_SIZE)
+    x = layers.pad_to_min_size(x, MIN_SIZE)
     x = jnp.pad(x, ((0, 0), (0, -x.shape[1] % ws), (0, -x.shape[2] % ws), (0, 0)))
     c = self.num_feat
     shallow = self.conv(c, "input", use_bias=self.bias)(x)
