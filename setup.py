@@ -18,7 +18,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["jaxsr", "jaxsr.*"]),
-    package_data={"jaxsr.samples": ["README.md", "train/*.png", "Set5/*.png"]},
+    package_data={"jaxsr.samples": ["README.md", "train/*.png", "Set5/*.png"],
+                  "jaxsr.hub": ["models.json"]},
     install_requires=[
         JAX,
         "flax>=0.12,<0.13",

@@ -45,7 +45,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3  # The last K are kept, plus the best by validation Y-PSNR.
   c.dtype = "float32"  # Computation dtype of the model: float32 | bfloat16.
   c.ema_decay = 0.999  # 0 disables the EMA of the parameters.
-  c.init_from = ""  # Optional workdir, checkpoint dir or basicsr:<file.pth> initialising the model.
+  # Optional: initialises the model from a workdir, a checkpoint dir, basicsr:<file.pth> or
+  # model:<OpenModelDB id> (downloaded and converted once, jaxsr.hub).
+  c.init_from = ""
+  c.model_registry = ""  # More OpenModelDB entries for model:<id> (files, folders, URLs; commas).
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "msrresnet"  # Any name in jaxsr.models.MODELS; other fields go to the model.

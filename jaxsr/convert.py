@@ -9,7 +9,7 @@ repositories, the old ESRGAN layout) into a jaxsr workdir.
 
 The file may hold BasicSR's {'params': sd}, {'params_ema': sd} (both: 'params_ema' is taken
 unless --key says otherwise), {'state_dict': sd} or the bare state dict sd; it is read without
-torch and no code from it runs (`torch_io`, `interop.safetensors_io`). `--arch=auto` (the
+torch and no code from it runs (`interop.torch_io`, `interop.safetensors_io`). `--arch=auto` (the
 default) detects the architecture and its hyper-parameters from the tensor names and shapes
 (`interop.detect`: one rule table per family) and says what it found in one line; an explicit
 `--arch` checks the file is one. The few fields no shape tells have flags. The workdir gets:

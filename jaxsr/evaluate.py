@@ -29,6 +29,7 @@ from jaxsr import image_io
 from jaxsr import metrics as metrics_lib
 from jaxsr import noref as noref_lib
 from jaxsr import report
+from jaxsr import report_html
 from jaxsr import sharding
 from jaxsr.ops import color
 from jaxsr.ops import imresize
@@ -126,6 +127,12 @@ def published_bicubic_metrics(hr: np.ndarray, scale: int,
           "ssim_y": metrics_lib.ssim(sr, y, crop_border=scale)}
 
 
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+  """uint8 `[h*s, w*s, 3]`: MATLAB bicubic of float LR `[h, w, 3]` in [0, 1] (the RGB bicubic
+  that no-reference measures, LPIPS, sample grids and report crops show beside SR)."""
+  return metrics_lib.to_uint8(imresize.imresize_np(lr, scale))
+
+
 # (sr uint8 [H, W, 3], pair) -> extra per-image measures; see `make_image_measures`.
 ImageMeasures = Callable[[np.ndarray, EvalPair], dict]
 
@@ -152,7 +159,7 @@ def make_image_measures(scale: int, noref: bool = True,
     return None
 
   def measures(sr: np.ndarray, pair: EvalPair) -> dict:
-    bicubic = metrics_lib.to_uint8(imresize.imresize_np(pair.lr, scale))
+    bicubic = bicubic_upscale(pair.lr, scale)
     result = {}
     for key, image in (("sr", sr), ("bicubic", bicubic), ("hr", pair.hr)):
       values = {}
@@ -227,8 +234,7 @@ def sample_grid(pairs: List[EvalPair], srs: List[np.ndarray], scale: int,
   rows = []
   for pair, sr, window in zip(pairs, srs, grid_windows(pairs, scale, max_side)):
     lr_up = np.repeat(np.repeat(pair.lr, scale, axis=0), scale, axis=1)
-    bicubic = np.clip(imresize.imresize_np(pair.lr, scale), 0.0, 1.0)
-    tiles = [metrics_lib.to_uint8(lr_up[window]), metrics_lib.to_uint8(bicubic[window]),
+    tiles = [metrics_lib.to_uint8(lr_up[window]), bicubic_upscale(pair.lr, scale)[window],
              sr if srs_cropped else sr[window], pair.hr[window]]
     rows.append(np.concatenate(tiles, axis=1))
   return np.concatenate(rows, axis=0)
@@ -314,9 +320,11 @@ def make_lpips_measure(config: ml_collections.ConfigDict) -> Optional[Callable]:
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]:
   """`--mode=eval`: restores a checkpoint (none for parameter-free models) and writes
   `<workdir>/eval/<dataset>_x<scale>.json` (+ SR PNGs, each written by the process that made
-  it; the rest by process 0) for every `config.eval.datasets` spec,
-  and `<workdir>/eval/report.md` (see `jaxsr.report`); with `eval.bicubic_baseline` the JSON
-  and the report also hold bicubic PSNR/SSIM measured as the published tables are; with
+  it; the rest by process 0) for every `config.eval.datasets` spec, crops of bicubic / SR / HR
+  per image under `<workdir>/eval/report_images` (the JSON's `report_crop`: [top, left, height,
+  width] in HR pixels, None if not written), and `<workdir>/eval/report.md` (see `jaxsr.report`)
+  and `report.html` (`jaxsr.report_html`); with `eval.bicubic_baseline` the JSON (per image and
+  mean) and the reports also hold bicubic PSNR/SSIM measured as the published tables are; with
   `eval.noref` / `eval.lpips` the no-reference measures / LPIPS of SR, bicubic and HR
   (`make_image_measures`). The workdir may be local or `gs://...` (all through `etils.epath`)."""
   config_base.validate(config)
@@ -336,20 +344,28 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
     image_dir = out_dir / stem
     if config.eval.save_images:
       image_dir.mkdir(parents=True, exist_ok=True)
+    report_html.make_crop_dirs(out_dir, stem)
 
-    def extra(unused_i, sr, pair, image_dir=image_dir):  # On the process of the image.
+    def extra(unused_i, sr, pair, image_dir=image_dir, stem=stem):  # On the image's process.
       if config.eval.save_images:
         image_io.save_pil(image_dir / (pair.name + ".png"), Image.fromarray(sr))
-      if config.eval.bicubic_baseline:
-        return published_bicubic_metrics(pair.hr, config.scale, pair.grayscale)
-      return None
+      crop = report_html.save_crops(
+          out_dir, stem, pair.name, report_html.crop_window(pair.hr, config.scale),
+          {"bicubic": bicubic_upscale(pair.lr, config.scale), "sr": sr, "hr": pair.hr})
+      baseline = (published_bicubic_metrics(pair.hr, config.scale, pair.grayscale)
+                  if config.eval.bicubic_baseline else None)
+      return crop, baseline
 
-    summary, baseline = evaluate_set(sr_fn, variables, pairs, config.scale, measures, extra)
+    summary, extras = evaluate_set(sr_fn, variables, pairs, config.scale, measures, extra)
     summary.update(dataset=name, scale=config.scale, model=config.model.name,
                    checkpoint_step=step)
+    for image, (crop, baseline) in zip(summary["images"], extras):
+      image["report_crop"] = crop
+      if baseline is not None:
+        image.setdefault("bicubic", {}).update(baseline)
     if config.eval.bicubic_baseline:
       summary.setdefault("bicubic", {}).update(
-          {k: float(np.mean([b[k] for b in baseline])) for k in baseline[0]})
+          {k: float(np.mean([b[k] for _, b in extras])) for k in extras[0][1]})
     summary = _json_safe(summary)
     results[name] = summary
     if jax.process_index() == 0:
@@ -358,4 +374,5 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, dict]
                  summary["psnr_y"], summary["ssim_y"], len(pairs))
   if jax.process_index() == 0:
     logging.info("Report:\n%s", report.write_report(str(out_dir)))
+    report_html.write_html_report(str(out_dir))
   return results

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 from jaxsr.models import vgg
 
 SHIFT = (-0.030, -0.088, -0.188)  # The package's ScalingLayer, for inputs in [-1, 1].

@@ -6,10 +6,11 @@ Table 1: one row per dataset and scale, Y-PSNR / Y-SSIM of the model and, where 
 bicubic (`eval.bicubic_baseline`, measured as the published tables are).
 Table 2 (when measured): LPIPS and the no-reference measures of `jaxsr.noref` for HR, bicubic
 (from the same LR as the model) and the model, one row each per dataset and scale.
+`jaxsr.report_html` shows the same tables and per-image crops in `report.html`.
 """
 
 import json
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from etils import epath
 
@@ -48,10 +49,12 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
   return [_row(header), "|" + "---|" * len(header)] + [_row(r) for r in rows]
 
 
-def _psnr_ssim(values: Optional[dict]) -> str:
+def psnr_ssim(values: Optional[dict]) -> str:
+  """'PSNR / SSIM' of `values` ({psnr_y, ssim_y}), 2 and 4 decimals; '–' if not measured."""
   if not values or "psnr_y" not in values:
     return "–"
-  return f"{values['psnr_y']:.2f} / {values['ssim_y']:.4f}"
+  text = lambda value, spec: "–" if value is None else format(value, spec)  # None: inf / NaN.
+  return f"{text(values['psnr_y'], '.2f')} / {text(values.get('ssim_y'), '.4f')}"
 
 
 def _number(value) -> str:
@@ -60,24 +63,29 @@ def _number(value) -> str:
   return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
 
 
-def psnr_table(summaries: List[dict]) -> List[str]:
-  """Markdown lines: dataset | scale | [bicubic] | model, cells 'PSNR / SSIM'."""
+def psnr_cells(summaries: List[dict]) -> Tuple[List[str], List[List[str]]]:
+  """(header, rows): dataset | scale | [bicubic] | model, cells 'PSNR / SSIM'."""
   with_baseline = any("psnr_y" in s.get("bicubic", {}) for s in summaries)
   model = summaries[0].get("model", "model") if summaries else "model"
   header = ["dataset", "scale"] + (["bicubic"] if with_baseline else []) + [model]
-  rows = [[s["dataset"], f"x{s['scale']}"] + ([_psnr_ssim(s.get("bicubic"))]
-                                              if with_baseline else []) + [_psnr_ssim(s)]
+  rows = [[s["dataset"], f"x{s['scale']}"] + ([psnr_ssim(s.get("bicubic"))]
+                                              if with_baseline else []) + [psnr_ssim(s)]
           for s in summaries]
-  return _table(header, rows)
+  return header, rows
 
 
-def measures_table(summaries: List[dict]) -> List[str]:
-  """Markdown lines: dataset | scale | image (HR, bicubic, model) | LPIPS and no-reference
-  measures; [] when no summary has any."""
+def psnr_table(summaries: List[dict]) -> List[str]:
+  """Markdown lines of `psnr_cells`."""
+  return _table(*psnr_cells(summaries))
+
+
+def measures_cells(summaries: List[dict]) -> Tuple[List[str], List[List[str]]]:
+  """(header, rows): dataset | scale | image (HR, bicubic, model) | LPIPS and no-reference
+  measures; ([], []) when no summary has any."""
   keys = [k for k in _MEASURE_HEADERS
           if any(k in s or k in s.get("hr", {}) for s in summaries)]
   if not keys:
-    return []
+    return [], []
   rows = []
   for s in summaries:
     for label, values in (("HR", s.get("hr", {})), ("bicubic", s.get("bicubic", {})),
@@ -85,26 +93,42 @@ def measures_table(summaries: List[dict]) -> List[str]:
       if any(k in values for k in keys):
         rows.append([s["dataset"], f"x{s['scale']}", label]
                     + [_number(values.get(k)) for k in keys])
-  return _table(["dataset", "scale", "image"] + [_MEASURE_HEADERS[k] for k in keys], rows)
+  return ["dataset", "scale", "image"] + [_MEASURE_HEADERS[k] for k in keys], rows
+
+
+def measures_table(summaries: List[dict]) -> List[str]:
+  """Markdown lines of `measures_cells`; [] when no summary has any measure."""
+  header, rows = measures_cells(summaries)
+  return _table(header, rows) if header else []
+
+
+def psnr_caption(summaries: List[dict]) -> str:
+  """What the cells of `psnr_cells` are."""
+  with_baseline = any("psnr_y" in s.get("bicubic", {}) for s in summaries)
+  return ("Y-PSNR (dB) / Y-SSIM, border = scale, LR by MATLAB bicubic (8-bit)"
+          + ("; bicubic measured as the published tables (on Y)." if with_baseline else "."))
+
+
+def measures_caption(summaries: List[dict]) -> List[str]:
+  """What the columns of `measures_cells` are: a sentence, then one per no-reference measure."""
+  with_lpips = any("lpips" in s for s in summaries)
+  return (["Perceptual and no-reference measures (means over images, border = scale): "
+           + ("LPIPS lower is better, " if with_lpips else "")
+           + "no-reference measures closer to HR is better."]
+          + [f"{_MEASURE_HEADERS[k]}: {description}"
+             for k, (description, _) in noref.NOREF_KEYS.items()
+             if any(k in s for s in summaries)])
 
 
 def write_report(eval_dir: str) -> str:
   """Writes `<eval_dir>/report.md` from the summaries there (all scales evaluated so far) and
   returns the Markdown."""
   summaries = load_summaries(eval_dir)
-  with_baseline = any("psnr_y" in s.get("bicubic", {}) for s in summaries)
-  lines = ["Y-PSNR (dB) / Y-SSIM, border = scale, LR by MATLAB bicubic (8-bit)"
-           + ("; bicubic measured as the published tables (on Y)." if with_baseline else "."),
-           ""] + psnr_table(summaries)
+  lines = [psnr_caption(summaries), ""] + psnr_table(summaries)
   measures = measures_table(summaries)
   if measures:
-    with_lpips = any("lpips" in s for s in summaries)
-    lines += ["", "Perceptual and no-reference measures (means over images, border = scale): "
-              + ("LPIPS lower is better, " if with_lpips else "")
-              + "no-reference measures closer to HR is better.", ""] + measures + [""]
-    lines += [f"- {_MEASURE_HEADERS[k]}: {description}"
-              for k, (description, _) in noref.NOREF_KEYS.items()
-              if any(k in s for s in summaries)]
+    caption = measures_caption(summaries)
+    lines += ["", caption[0], ""] + measures + [""] + [f"- {line}" for line in caption[1:]]
   text = "\n".join(lines) + "\n"
   (epath.Path(eval_dir) / "report.md").write_text(text)
   return text

@@ -33,6 +33,8 @@ from jaxsr import preemption
 from jaxsr import sharding
 from jaxsr import state as state_lib
 from jaxsr.data import input_pipeline
+from jaxsr.hub import cache as hub_cache
+from jaxsr.hub import registry as hub_registry
 from jaxsr.interop import load as interop_load
 
 
@@ -77,15 +79,23 @@ def _format_progress(step: int, total: int, means: Dict[str, float], speed: Dict
 
 
 def load_init_variables(init_from: str, like: Dict[str, Any], model_name: str = "",
-                        scale: Optional[int] = None) -> Dict[str, Any]:
+                        scale: Optional[int] = None, registries: str = "") -> Dict[str, Any]:
   """The generator variables (EMA params, which equal the params when that run kept no EMA, and
   BatchNorm statistics) of `init_from` — a workdir (its latest checkpoint) or one checkpoint
   directory `<workdir>/checkpoints/<step>` of a PSNR or GAN run — placed like `like`; or
   `basicsr:<file>`, foreign weights (`.pth` / `.safetensors`, any layout `jaxsr.interop`
-  reads) of model `model_name` at `scale`.
+  reads) of model `model_name` at `scale`; or `model:<id>`, the cached workdir of an
+  OpenModelDB model (`jaxsr.hub`; `registries`: `config.model_registry`).
 
   Raises:
     ValueError: starting 'init_from=<init_from>: ', when nothing there fits `like`."""
+  if init_from.startswith(hub_cache.PREFIX):
+    try:
+      init_from = hub_cache.model_workdir(
+          init_from[len(hub_cache.PREFIX):], hub_registry.split_specs(registries),
+          local_hint="--config.init_from=basicsr:<file>")
+    except ValueError as e:
+      raise ValueError(f"init_from={init_from}: {e}") from None
   return _load_variables(
       "init_from", init_from, like, "generator",
       lambda path: interop_load.load_variables(path, model_name, like=like,
@@ -151,7 +161,7 @@ def restore_or_init(config: ml_collections.ConfigDict, manager, comps: builders.
   if config.init_from:
     variables = load_init_variables(
         config.init_from, state_lib.generator_variables(state, use_ema=False),
-        config.model.name, config.scale)
+        config.model.name, config.scale, config.get("model_registry", ""))
     params, model_state = state_lib.split_variables(variables)
     # Separate buffers: the train step donates both trees.
     state = state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params),

@@ -4,11 +4,16 @@
   python -m jaxsr.upscale --checkpoint=<run>/checkpoints/5000 -i in_dir -o out_dir \
       --tile=256 --tile_pad=10 --outscale=3.5 --bf16
   python -m jaxsr.upscale --model=model.onnx -i photo.png -o photo_x4.png --tile=256
+  python -m jaxsr.upscale --model=4x-realesrgan-x4plus -i photo.jpg -o photo_x4.png
+  python -m jaxsr.upscale --list_models
 
-`--model` runs an export of `python -m jaxsr.export` (.onnx in ONNX Runtime, .tflite in the
-TFLite interpreter, .stablehlo by `jax.export`, or a SavedModel directory in TF) instead of a
-training run, through the same tiling, bit-depth and alpha handling; its scale and input
-multiple come from the metadata.json written beside it.
+`--model` is either an export of `python -m jaxsr.export` (an existing .onnx run in ONNX
+Runtime, .tflite in the TFLite interpreter, .stablehlo by `jax.export`, or a SavedModel
+directory in TF; its scale and input multiple come from the metadata.json written beside it) or
+an OpenModelDB model id: the released weights are downloaded once (verified by sha256, into
+`$JAXSR_CACHE`, default `~/.cache/jaxsr`), converted once into a cached workdir and run like
+`--workdir` (`jaxsr.hub`; `--model_registry` adds entries, `--weights` gives a local copy of the
+file, `--list_models` lists them). Either way the same tiling, bit-depth and alpha handling.
 
 The conveniences of Real-ESRGAN's `inference_realesrgan.py`, with absl flags: `-i` a file, a
 folder (its files, sorted) or comma-separated files and folders; `-o` a folder, written as
@@ -45,6 +50,7 @@ from jaxsr import compilation_cache  # noqa: E402
 from jaxsr import image_io  # noqa: E402
 from jaxsr import inference  # noqa: E402
 from jaxsr.export import runtimes  # noqa: E402
+from jaxsr.hub import cli_flags as hub_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Image file, folder, or comma-separated files/folders.",
@@ -55,7 +61,8 @@ flags.DEFINE_string("workdir", None, "Training run (config.json + checkpoints/).
 flags.DEFINE_string("checkpoint", None,
                     "Instead of --workdir: <workdir>/checkpoints/<step> (config two levels up).")
 flags.DEFINE_string("model", None, "Instead of --workdir: an exported model (.onnx, .tflite, "
-                    ".stablehlo or a SavedModel directory) from python -m jaxsr.export.")
+                    ".stablehlo or a SavedModel directory) from python -m jaxsr.export, or an "
+                    "OpenModelDB model id (--list_models).")
 flags.DEFINE_integer("threads", 0, "--model: intra-op threads of ONNX Runtime / TFLite "
                      "(0: the runtime's default).", lower_bound=0)
 flags.DEFINE_string("which", "best", "Checkpoint of --workdir: best | latest | <step>.")
@@ -78,7 +85,6 @@ flags.DEFINE_enum("ext", "auto", ["auto", "png", "jpg"],
                   "Output format in folder mode; auto: the input's.")
 flags.DEFINE_enum("alpha_upsampler", "model", list(inference.ALPHA_UPSAMPLERS),
                   "How alpha channels are upscaled.")
-flags.mark_flags_as_required(["input", "output"])
 
 
 def list_inputs(spec: str) -> List[str]:
@@ -121,24 +127,34 @@ def exported_upscaler(loaded: runtimes.ExportedModel) -> Callable[[np.ndarray], 
                             1.0)
 
 
+def is_export_path(model: str) -> bool:
+  """True when `--model` names an exported file or SavedModel (it exists, or it ends like
+  one), False for an OpenModelDB model id."""
+  return (os.path.exists(model) or os.sep in model
+          or os.path.splitext(model)[1].lower() in runtimes.EXTENSIONS)
+
+
 def load_upscaler() -> Tuple[str, int, Callable[[np.ndarray], np.ndarray], int]:
   """(description, scale, sr_fn, input multiple) of --model, or of --workdir / --checkpoint;
   ValueError / ImportError with the fix when they cannot be loaded."""
-  if FLAGS.model:
-    if FLAGS.workdir or FLAGS.checkpoint:
-      raise ValueError("Pass --model or --workdir / --checkpoint, not both.")
+  model_id = FLAGS.model if FLAGS.model and not is_export_path(FLAGS.model) else None
+  hub_flags.check_unused(model_id)
+  if FLAGS.model and (FLAGS.workdir or FLAGS.checkpoint):
+    raise ValueError("Pass --model or --workdir / --checkpoint, not both.")
+  workdir = hub_flags.workdir_of(model_id) if model_id else FLAGS.workdir
+  if FLAGS.model and not model_id:
     if FLAGS.bf16:
       raise ValueError("--bf16 does not apply to --model: an export computes in the dtype it "
                        "was exported with (python -m jaxsr.export --dtype).")
     loaded = runtimes.load(FLAGS.model, FLAGS.threads)
     label = f"{FLAGS.model} ({loaded.format}) x{loaded.scale}"
     return label, loaded.scale, exported_upscaler(loaded), loaded.multiple
-  if not (FLAGS.workdir or FLAGS.checkpoint):
+  if not (workdir or FLAGS.checkpoint):
     raise ValueError("Pass --workdir, --checkpoint or --model.")
   config, model, variables = inference.load_generator(
-      FLAGS.workdir or "", FLAGS.checkpoint or "", FLAGS.which, FLAGS.use_ema,
+      workdir or "", FLAGS.checkpoint or "", FLAGS.which, FLAGS.use_ema,
       dtype="bfloat16" if FLAGS.bf16 else "float32")
-  label = f"{config.model.name} x{config.scale} ({config.dtype})"
+  label = f"{model_id or config.model.name} x{config.scale} ({config.dtype})"
   return (label, config.scale, inference.make_upscaler(model, variables),
           inference.input_multiple(model))
 
@@ -146,6 +162,12 @@ def load_upscaler() -> Tuple[str, int, Callable[[np.ndarray], np.ndarray], int]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if hub_flags.LIST_MODELS.value:
+    hub_flags.print_models()
+    return
+  missing = [name for name in ("input", "output") if not FLAGS[name].value]
+  if missing:
+    raise app.UsageError(f"Flag --{missing[0]} must have a value other than None.")
   compilation_cache.enable()  # Before anything compiles.
   checkpointing.quiet_orbax_info()
   inputs = list_inputs(FLAGS.input)

@@ -24,7 +24,7 @@ from jaxsr import convert
 from jaxsr import evaluate
 from jaxsr import models
 from jaxsr import sharding
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 from jaxsr import train
 from jaxsr.interop import detect as detect_lib
 from jaxsr.interop import load as interop_load

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 from jaxsr.interop import variables as variables_lib
 from jaxsr.interop.families import dat as dat_family
 from jaxsr.models import dat

@@ -75,7 +75,8 @@ def trained(tmp_path_factory):
 
 def assert_same_eval(one: dict, other: dict):
   assert sorted(one) == sorted(other)
-  assert len([k for k in one if k.endswith(".png")]) == len(SIZES)
+  # Per image its SR and the report's three crops (bicubic, SR, HR).
+  assert len([k for k in one if k.endswith(".png")]) == 4 * len(SIZES)
   for key in one:
     if key != "report.md":
       assert one[key] == other[key], key

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 from jaxsr import train
 from jaxsr.interop import detect as detect_lib
 from jaxsr.interop import load as interop_load

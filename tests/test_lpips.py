@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from jaxsr import lpips
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 from jaxsr.models import layers as layers_lib
 from jaxsr.models import vgg
 from tests import utils

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 from jaxsr.interop import variables as interop_variables
 from jaxsr.interop.families import plksr as family
 from jaxsr.models import layers

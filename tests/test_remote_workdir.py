@@ -1,6 +1,6 @@
-"""A `gs://` workdir: validation sample grids, `--mode=eval` JSONs / SR PNGs and `report.md` go
-through `etils.epath`'s non-local file-system API, with the same bytes as in a local workdir,
-and nothing named `gs:` is created on the local disk.
+"""A `gs://` workdir: validation sample grids, `--mode=eval` JSONs / SR PNGs, `report.md` and
+`report.html` (with its crops) go through `etils.epath`'s non-local file-system API, with the
+same bytes as in a local workdir, and nothing named `gs:` is created on the local disk.
 
 The fake bucket: epath sends `gs://` paths to a backend (`_FakeGcs`) that maps them onto
 TensorFlow's in-memory `ram://` file system through `tf.io.gfile`, the API epath uses for a real
@@ -192,9 +192,11 @@ def test_eval_json_images_and_report_go_to_a_gs_workdir(fake_gcs, tmp_path):
   assert_no_local_url_folders(fake_gcs)
 
   remote, local = fake_gcs.files(BUCKET_RUN), local_files(tmp_path / "local")
-  expected = {"eval/Set5_x2.json", "eval/Set5_x3.json", "eval/report.md",
+  expected = {"eval/Set5_x2.json", "eval/Set5_x3.json", "eval/report.md", "eval/report.html",
               "eval/Set5_x2/img00.png", "eval/Set5_x2/img01.png",
               "eval/Set5_x3/img00.png", "eval/Set5_x3/img01.png"}
+  expected |= {f"eval/report_images/Set5_x{scale}/{kind}/{name}.png" for scale in (2, 3)
+               for kind in ("bicubic", "sr", "hr") for name in ("img00", "img01")}
   assert set(remote) == expected and remote == local
   assert fake_gcs.written() == {f"{BUCKET_RUN}/{path}" for path in expected}
   assert ("listdir", f"{BUCKET_RUN}/eval") in fake_gcs.calls  # The report listed the bucket.
@@ -207,4 +209,5 @@ def test_eval_json_images_and_report_go_to_a_gs_workdir(fake_gcs, tmp_path):
       assert data == pil_file_bytes(sr, tmp_path / "sr.png")
   text = remote["eval/report.md"].decode("utf-8")
   assert text == report.write_report(str(tmp_path / "local" / "eval"))
+  assert "report_images/Set5_x3/sr/img01.png" in remote["eval/report.html"].decode("utf-8")
   assert "| Set5 | x2 |" in text and "| Set5 | x3 |" in text and "aliasing (°)" in text

@@ -18,7 +18,7 @@ from PIL import Image
 from jaxsr import config_base
 from jaxsr import inference
 from jaxsr import models
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 from jaxsr import train
 from jaxsr.interop import detect as detect_lib
 from jaxsr.interop import load as interop_load

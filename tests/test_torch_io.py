@@ -12,7 +12,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 
 
 def _write_archive(path, pkl: bytes, storages=(), byteorder=None):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 from jaxsr.models import layers as layers_lib
 from jaxsr.models import vgg
 

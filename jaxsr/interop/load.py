@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr import models
-from jaxsr import torch_io
+from jaxsr.interop import torch_io
 from jaxsr.interop import detect as detect_lib
 from jaxsr.interop import safetensors_io
 from jaxsr.interop import variables as variables_lib

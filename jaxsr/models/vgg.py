@@ -223,7 +223,7 @@ def load_torchvision_pth(path: str, arch: str = "vgg19") -> tuple[Params, str]:
   Returns:
     (params {conv: {'kernel' [k, k, in, out], 'bias' [out]}} float32 numpy, 'torch').
   """
-  from jaxsr import torch_io  # pylint: disable=g-import-not-at-top
+  from jaxsr.interop import torch_io  # pylint: disable=g-import-not-at-top
 
   state = torch_io.load_state_dict(path)
   spec = get_arch(arch)
