@@ -102,6 +102,17 @@ FUNCTIONS = {
     "strided_and_transposed_convolutions": lambda x: _conv(  # Down x2, then up x2.
         _conv(x, _W, window_strides=(2, 2), padding=((1, 1), (1, 1))), _T,
         window_strides=(1, 1), padding=((2, 2), (2, 2)), lhs_dilation=(2, 2)),
+    "take_along_an_axis": lambda x: jnp.concatenate([  # Computed indices, out of range too.
+        jnp.take(x, jnp.arange(x.shape[2] + 2) - 1, axis=2, mode="clip")[:, :, 1:-1],
+        jnp.take(x, jnp.arange(x.shape[1]) * 2 - 3, axis=1, fill_value=-1.0),
+        jnp.take(x, jnp.array([[2, 0], [1, 5]]), axis=3)[..., 0, :1],
+    ], axis=-1),
+    "pad_to_min_size": lambda x: layers.pad_to_min_size(x, 9),  # A gather per short axis.
+    "max_pools": lambda x: jnp.concatenate([
+        lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID"),
+        lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 2, 1), (1, 2, 2, 1),
+                          ((0, 0), (1, 1), (0, 1), (0, 0)))[:, 1:, 1:],
+    ], axis=-1),
 }
 # Rounding steps to one output element of each function at the largest sizes (6x10, 14x4): a
 # sum of n terms counts n, a transcendental 4 (XLA's and ONNX Runtime's approximations are each
@@ -116,6 +127,9 @@ FUNCTION_OPS = {
     "dot_general": 3 + 3 + 10,  # Sums over 3 channels, then the mean over the width.
     "convolutions": 27,  # 3x3 taps x 3 channels.
     "strided_and_transposed_convolutions": 27 + 4 * 4 * 6,
+    "take_along_an_axis": 1,
+    "pad_to_min_size": 1,
+    "max_pools": 1,
 }
 
 
@@ -164,6 +178,16 @@ GENERATORS = {
     "rcan_x2": ("rcan", 2, dict(n_resgroups=1, n_resblocks=2, n_feats=8, reduction=4)),
     "hat_x2": ("hat", 2, dict(embed_dim=8, depths=(2,), num_heads=(2,), window_size=4,
                               compress_ratio=2, squeeze_factor=2, num_feat=8)),
+    # OmniSR and DAT pad images under 16 pixels (SHAPES has such sizes): gathers of symbolic
+    # length max(size, 16); OmniSR's ESA resizes to the (symbolic) image size.
+    "omnisr_x2": ("omnisr", 2, dict(num_feat=8, window_size=4, res_num=1)),
+    "omnisr_x4": ("omnisr", 4, dict(num_feat=8, window_size=8, res_num=2, pe=False,
+                                    bias=False)),
+    "dat_x2": ("dat", 2, dict(embed_dim=32, depth=(2, 2), num_heads=(2, 2), split_size=(2, 4),
+                              expansion_factor=2.0, num_feat=8)),
+    "dat_light_x3": ("dat", 3, dict(embed_dim=32, depth=(2,), num_heads=(2,), split_size=(2, 4),
+                                    expansion_factor=2.0, resi_connection="3conv",
+                                    upsampler="pixelshuffledirect")),
 }
 
 
@@ -257,6 +281,7 @@ def _meta(program, fmt):
     ("savedmodel", "rrdbnet_x2"), ("savedmodel", "seed_x2"), ("savedmodel", "swinir_x2"),
     ("stablehlo", "realplksr_dysample_x2"), ("savedmodel", "plksr_x2"),
     ("stablehlo", "span_x4"), ("savedmodel", "rcan_x2"), ("stablehlo", "hat_x2"),
+    ("stablehlo", "omnisr_x2"), ("savedmodel", "dat_x2"),
     ("tflite", "rrdbnet_x2"), ("tflite", "swinir_x2"), ("tflite", "srvgg_x4"),
 ])
 def test_formats_run_in_their_runtimes_on_several_sizes(tmp_path, fmt, key):
@@ -269,6 +294,19 @@ def test_formats_run_in_their_runtimes_on_several_sizes(tmp_path, fmt, key):
                                                             program.multiple)
   _assert_matches(loaded.run, jax.jit(program.float_fn()), utils.network_ops(program.variables),
                   program.multiple)
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("key", ["omnisr_x2", "dat_x2"])
+def test_exports_pad_images_under_the_minimum_size_as_the_model_does(tmp_path, key):
+  program = _generator(key)
+  output = str(tmp_path / "model.onnx")
+  exporter.export(program, "onnx", output, _meta(program, "onnx"))
+  # In units of the multiple (OmniSR's window 4, DAT's 1): 1 pixel, on and next to 16.
+  shapes = ((1, 1, 1), (2, 4, 3), (1, 2, 5)) if key.startswith("omnisr") else (
+      (1, 1, 1), (2, 16, 2), (1, 15, 17))
+  _assert_matches(runtimes.load(output).run, jax.jit(program.float_fn()),
+                  utils.network_ops(program.variables), program.multiple, shapes)
 
 
 @pytest.mark.numerics
@@ -405,9 +443,13 @@ def test_an_onnx_file_without_sidecar_reads_its_own_metadata(tmp_path):
   utils.assert_close(np.clip(sr, 0, 1), expected, ops=utils.network_ops(program.variables))
 
 
-def test_tflite_refuses_transposed_convolutions_with_a_clear_error(tmp_path):
-  program = _generator("seed_x2")
-  with pytest.raises(ValueError, match="transposed convolutions.*--format=onnx"):
+@pytest.mark.parametrize("key,message", [
+    ("seed_x2", "transposed convolutions.*--format=onnx"),
+    ("omnisr_x2", "TFLite cannot convert OmniSR: .*6-D.* --format=onnx"),
+])
+def test_tflite_refuses_what_it_cannot_run_with_a_clear_error(tmp_path, key, message):
+  program = _generator(key)
+  with pytest.raises(ValueError, match=message):
     exporter.export(program, "tflite", str(tmp_path / "m.tflite"), _meta(program, "tflite"))
   assert not os.path.exists(tmp_path / "m.tflite")
 

@@ -241,24 +241,69 @@ def _split(t, eqn, inputs, sizes, axis, **_):
 
 
 @_rule("gather")
-def _gather(t, eqn, inputs, dimension_numbers, slice_sizes, **_):
-  """Only a gather that is a static slice (jnp indexing with constant indices on symbolic
-  shapes): one constant index vector, no batching dims."""
+def _gather(t, eqn, inputs, dimension_numbers, slice_sizes, mode, fill_value=None, **_):
+  """A static slice (jnp indexing with constant indices: one index vector, no batching dims),
+  or `jnp.take(x, indices, axis)` (`_take`); the general gather is unsupported."""
   operand, indices = inputs
   dn = dimension_numbers
-  if (not isinstance(indices, np.ndarray) or indices.size != len(dn.start_index_map)
-      or dn.operand_batching_dims or len(dn.offset_dims) + len(dn.collapsed_slice_dims)
-      != len(operand.shape)):
-    raise UnsupportedError("ONNX export: gather other than a slice at constant indices.")
-  index = dict(zip(dn.start_index_map, indices.reshape(-1).tolist()))
-  rank = len(operand.shape)
-  starts = [int(index.get(a, 0)) for a in range(rank)]
-  ends = [t.dim(slice_sizes[a]) + starts[a] for a in range(rank)]
-  name = _slice(t, t.full(operand), starts, ends, range(rank), [1] * rank)
-  if dn.collapsed_slice_dims:
-    name = t.graph.node("Squeeze", [name, t.graph.const(np.array(dn.collapsed_slice_dims,
-                                                                  np.int64))])
-  return name
+  if (isinstance(indices, np.ndarray) and indices.size == len(dn.start_index_map)
+      and not dn.operand_batching_dims and len(dn.offset_dims) + len(dn.collapsed_slice_dims)
+      == len(operand.shape)):
+    index = dict(zip(dn.start_index_map, indices.reshape(-1).tolist()))
+    rank = len(operand.shape)
+    starts = [int(index.get(a, 0)) for a in range(rank)]
+    ends = [t.dim(slice_sizes[a]) + starts[a] for a in range(rank)]
+    name = _slice(t, t.full(operand), starts, ends, range(rank), [1] * rank)
+    if dn.collapsed_slice_dims:
+      name = t.graph.node("Squeeze", [name, t.graph.const(np.array(dn.collapsed_slice_dims,
+                                                                    np.int64))])
+    return name
+  axis = _take_axis(operand.shape, indices.shape, dn, slice_sizes)
+  if axis is None:
+    raise UnsupportedError("ONNX export: gather other than a slice at constant indices or a "
+                           "take along one axis.")
+  return _take(t, eqn, operand, indices, axis, mode, fill_value)
+
+
+def _take_axis(shape, index_shape, dn, slice_sizes):
+  """The axis of a gather that is `jnp.take(x, indices, axis)`: indices `[..., 1]` into one
+  axis, whole slices of the others, the indices' axes in the operand's axis place; else
+  None."""
+  if (len(dn.start_index_map) != 1 or dn.operand_batching_dims or not index_shape
+      or index_shape[-1] != 1 or tuple(dn.collapsed_slice_dims) != tuple(dn.start_index_map)):
+    return None
+  axis, rank, k = dn.start_index_map[0], len(shape), len(index_shape) - 1
+  whole = all((slice_sizes[a] == 1) if a == axis else (slice_sizes[a] == shape[a])
+              for a in range(rank))
+  offsets = list(range(axis)) + list(range(axis + k, rank + k - 1))
+  return axis if whole and list(dn.offset_dims) == offsets else None
+
+
+def _take(t, eqn, operand: Value, indices: Value, axis: int, mode, fill_value) -> str:
+  """ONNX Gather along `axis`, indices clamped into range (modes CLIP and PROMISE_IN_BOUNDS);
+  FILL_OR_DROP puts `fill_value` (JAX's default: NaN, the lowest integer) where an index is
+  out of range."""
+  g = t.graph
+  rank, k = len(operand.shape), len(indices.shape) - 1
+  size = t.dim(operand.shape[axis])
+  size = size.name if isinstance(size, Dim) else g.const(np.array([size], np.int64))
+  index = g.node("Squeeze", [t.full(indices), g.const(np.array([-1], np.int64))])
+  index = g.node("Cast", [index], to=helper.np_dtype_to_tensor_dtype(np.dtype(np.int64)))
+  zero, one = g.const(np.int64(0)), g.const(np.int64(1))
+  clamped = g.node("Max", [g.node("Min", [index, g.node("Sub", [size, one])]), zero])
+  gathered = g.node("Gather", [t.full(operand), clamped], axis=int(axis))
+  if getattr(mode, "name", str(mode)) != "FILL_OR_DROP":
+    return gathered
+  dtype = _out(eqn)[1]
+  if fill_value is None:
+    fill_value = (np.nan if dtype.kind in "fc" else True if dtype == np.bool_
+                  else np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max)
+  inside = g.node("And", [g.node("GreaterOrEqual", [index, zero]),
+                          g.node("Less", [index, size])])
+  broadcast = list(range(axis)) + list(range(axis + k, rank + k - 1))
+  if broadcast:
+    inside = g.node("Unsqueeze", [inside, g.const(np.array(broadcast, np.int64))])
+  return g.node("Where", [inside, gathered, g.const(np.asarray(fill_value, dtype))])
 
 
 def _slice(t, x: str, starts, ends, axes, steps) -> str:
@@ -336,6 +381,31 @@ def _reduce(op: str) -> Rule:
 for _jax_name, _onnx_op in (("reduce_sum", "ReduceSum"), ("reduce_max", "ReduceMax"),
                             ("reduce_min", "ReduceMin"), ("reduce_prod", "ReduceProd")):
   RULES[_jax_name] = _reduce(_onnx_op)
+
+
+@_rule("reduce_window_max")
+def _reduce_window_max(t, eqn, inputs, window_dimensions, window_strides, padding,
+                       base_dilation, window_dilation, **_):
+  """MaxPool over the windowed axes (Flax `max_pool`: NHWC), two window-1 axes as N, C, between
+  two Transposes. Padding (JAX's -inf) must leave a real value in every window."""
+  rank = len(window_dimensions)
+  plain = [a for a in range(rank) if window_dimensions[a] == 1 and window_strides[a] == 1
+           and tuple(padding[a]) == (0, 0)][:2]
+  pooled = [a for a in range(rank) if a not in plain]
+  effective = [(window_dimensions[a] - 1) * window_dilation[a] + 1 for a in pooled]
+  if (len(plain) != 2 or not pooled or any(d != 1 for d in base_dilation)
+      or any(lo < 0 or hi < 0 or max(lo, hi) >= e
+             for (lo, hi), e in zip((padding[a] for a in pooled), effective))):
+    raise UnsupportedError("ONNX export: reduce_window_max other than a max pool over all but "
+                           "two axes, with padding less than the window.")
+  g = t.graph
+  perm = plain + pooled
+  y = g.node("MaxPool", [g.node("Transpose", [t.full(inputs[0])], perm=perm)],
+             kernel_shape=[int(window_dimensions[a]) for a in pooled],
+             strides=[int(window_strides[a]) for a in pooled],
+             pads=[int(padding[a][0]) for a in pooled] + [int(padding[a][1]) for a in pooled],
+             dilations=[int(window_dilation[a]) for a in pooled])
+  return g.node("Transpose", [y], perm=[int(i) for i in np.argsort(perm)])
 
 
 @_rule("conv_general_dilated")

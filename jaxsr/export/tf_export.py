@@ -51,7 +51,8 @@ def tflite_bytes(program: program_lib.InferenceProgram) -> bytes:
 
   Raises:
     ValueError: the model has transposed convolutions, which TFLite's TRANSPOSE_CONV cannot
-      run with dynamic sizes (measured: it fails at invoke).
+      run with dynamic sizes (measured: it fails at invoke), or ops the converter cannot
+      legalize (OmniSR's 7-D transposes, DAT's gathers of symbolic size).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -66,4 +67,12 @@ def tflite_bytes(program: program_lib.InferenceProgram) -> bytes:
     saved = os.path.join(tmp, "savedmodel")
     save_savedmodel(program, saved, platforms=("cpu",))
     converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(SIGNATURES))
-    return converter.convert()
+    try:
+      return converter.convert()
+    except Exception as e:  # pylint: disable=broad-except
+      if type(e).__name__ != "ConverterError":  # tf.lite does not export the class.
+        raise
+      first = next((line.split("error:", 1)[1].strip() for line in str(e).splitlines()
+                    if "error:" in line), "")
+      raise ValueError(f"TFLite cannot convert {type(program.model).__name__}: {first} "
+                       "Export --format=onnx, savedmodel or stablehlo instead.") from None

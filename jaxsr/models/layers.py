@@ -239,15 +239,20 @@ class SRModel(LayerFactory):
 
 def pad_to_min_size(x: jax.Array, size: int) -> jax.Array:
   """spandrel's `pad_tensor`: `[B, H, W, C]` padded at the bottom / right to at least `size`:
-  reflect (at most H - 1, W - 1), then edge for the rest."""
-  h, w = x.shape[1:3]
-  pad_h, pad_w = max(size - h, 0), max(size - w, 0)
-  if not (pad_h or pad_w):
-    return x
-  reflect_h, reflect_w = min(pad_h, h - 1), min(pad_w, w - 1)
-  x = jnp.pad(x, ((0, 0), (0, reflect_h), (0, reflect_w), (0, 0)), mode="reflect")
-  return jnp.pad(x, ((0, 0), (0, pad_h - reflect_h), (0, pad_w - reflect_w), (0, 0)),
-                 mode="edge")
+  reflect (at most H - 1, W - 1), then edge for the rest.
+
+  Each short axis of length n becomes a gather of max(n, size) rows, row i <- min(i,
+  max(2n - 2 - i, 0)) (the reflection of i < 2n - 1, then the edge row 0 of the reflected
+  tensor), so symbolic sizes (`jax.export`) trace too: the program pads exactly the inputs
+  below `size`."""
+  for axis in (1, 2):
+    n = x.shape[axis]
+    padded = jax.core.max_dim(n, size)
+    if padded == n:  # n >= size, decided (static sizes, or symbolic ones known that large).
+      continue
+    i = jnp.arange(padded)
+    x = jnp.take(x, jnp.minimum(i, jnp.maximum(2 * n - 2 - i, 0)), axis=axis, mode="clip")
+  return x
 
 
 def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:

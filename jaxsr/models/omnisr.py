@@ -54,27 +54,33 @@ def layer_norm(eps: float, param_dtype: Dtype, name: str) -> nn.LayerNorm:
                       use_fast_variance=False, name=name)
 
 
-def _linear_taps(out_size: int, in_size: int):
-  """torch bilinear (align_corners=False) taps of one axis: indices i0, i1 `[out]` and
-  weights w0, w1 `[out]` float32 (torch's float arithmetic, source index clamped at 0)."""
-  scale = np.float32(in_size) / np.float32(out_size)
-  src = scale * (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
-  src = np.maximum(src, np.float32(0.0))
+def _linear_taps(out_size, in_size):
+  """torch bilinear (align_corners=False) taps of one axis: indices i0, i1 `[out]` int32 and
+  weights w0, w1 `[out]` float32 (torch's float arithmetic, source index clamped at 0). numpy
+  constants for static sizes; jnp ops (the same float32 steps) when a size is symbolic (the
+  ESA resizes to the image size: `jax.export`)."""
+  xp = np if all(isinstance(n, int) for n in (out_size, in_size)) else jnp
+  f32 = np.float32
+  scale = xp.asarray(in_size, f32) / xp.asarray(out_size, f32)
+  src = scale * (xp.arange(out_size, dtype=f32) + f32(0.5)) - f32(0.5)
+  src = xp.maximum(src, f32(0.0))
   i0 = src.astype(np.int32)
-  w1 = src - i0.astype(np.float32)
-  i1 = np.minimum(i0 + 1, in_size - 1)
-  return i0, i1, np.float32(1.0) - w1, w1
+  w1 = src - i0.astype(f32)
+  i1 = xp.minimum(i0 + 1, in_size - 1)
+  return i0, i1, f32(1.0) - w1, w1
 
 
 def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
   """torch `F.interpolate(x, (height, width), mode='bilinear', align_corners=False)` in NHWC:
-  `[B, h, w, C]` -> `[B, height, width, C]`; along W, then H, as torch's CPU kernel."""
+  `[B, h, w, C]` -> `[B, height, width, C]`; along W, then H, as torch's CPU kernel. Sizes
+  may be symbolic."""
   for axis, size in ((2, width), (1, height)):
     i0, i1, w0, w1 = _linear_taps(size, x.shape[axis])
     shape = [1] * x.ndim
     shape[axis] = size
-    w0, w1 = (jnp.asarray(w.reshape(shape), x.dtype) for w in (w0, w1))
-    x = jnp.take(x, i0, axis=axis) * w0 + jnp.take(x, i1, axis=axis) * w1
+    w0, w1 = (jnp.asarray(w, x.dtype).reshape(shape) for w in (w0, w1))
+    x = (jnp.take(x, i0, axis=axis, mode="clip") * w0
+         + jnp.take(x, i1, axis=axis, mode="clip") * w1)
   return x
 
 
