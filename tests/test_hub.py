@@ -33,11 +33,12 @@ MODEL_ID = "4x-test-compact"
 
 
 class _Server:
-  """A local HTTP server of `files` (name -> bytes) with `Range` support; `requests` logs
-  (path, Range header); `cut[name] = n` sends the full Content-Length but closes after n bytes."""
+  """A local HTTP server of `files` (name -> bytes) with `Range` support (off: `ranges =
+  False`); `requests` logs (path, Range header); `cut[name] = n` sends the full Content-Length
+  but closes after n bytes."""
 
   def __init__(self, files):
-    self.files, self.requests, self.cut = dict(files), [], {}
+    self.files, self.requests, self.cut, self.ranges = dict(files), [], {}, True
     server = self
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -51,7 +52,7 @@ class _Server:
         data = server.files[name]
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if match:
+        if match and server.ranges:
           start = int(match.group(1))
           if start >= len(data):
             self.send_error(416, "Range Not Satisfiable")
@@ -201,6 +202,29 @@ def test_server_gone_mid_file_then_resumed_with_a_range_request(tmp_path, server
   _workdir(tmp_path, entry)
   assert server.requests[-1] == ("srvgg_x4.pth", "bytes=10000-")
   assert not part.exists()
+
+
+def test_a_server_without_ranges_sends_the_whole_file_again(tmp_path, server):
+  entry = _entry([server.url("srvgg_x4.pth")])
+  server.cut["srvgg_x4.pth"], server.ranges = 5000, False
+  with pytest.raises(download.DownloadError, match="interrupted at 5000 of"):
+    _workdir(tmp_path, entry)
+  workdir = _workdir(tmp_path, entry)  # A 200 answer to the Range request: rewritten from 0.
+  assert server.requests[-1] == ("srvgg_x4.pth", "bytes=5000-")
+  with open(FIXTURE, "rb") as f:
+    assert (tmp_path / "cache" / "models" / MODEL_ID / "srvgg_x4.pth").read_bytes() == f.read()
+  assert os.path.isfile(os.path.join(workdir, "config.json"))
+
+
+def test_a_registry_served_over_http(tmp_path, server):
+  entry = _entry([server.url("srvgg_x4.pth")])
+  server.files["models.json"] = json.dumps([{**entry, "id": MODEL_ID}]).encode()
+  found = registry.Registry([server.url("models.json")]).lookup(MODEL_ID)
+  assert found.origin == server.url("models.json") and found.resources[0].urls == (
+      server.url("srvgg_x4.pth"),)
+  with pytest.raises(registry.RegistryError, match=r"--model_registry=.*/missing\.json: cannot "
+                     r"fetch it \(HTTP 404 Not Found\)$"):
+    registry.Registry([server.url("missing.json")])
 
 
 def test_wrong_sha256_deletes_the_download_and_names_both_hashes(tmp_path, server):

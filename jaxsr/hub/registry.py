@@ -146,6 +146,9 @@ def read_registry(spec: str) -> Dict[str, ModelEntry]:
     try:
       with urllib.request.urlopen(spec, timeout=_TIMEOUT_S) as response:
         text = response.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+      raise RegistryError(f"--model_registry={spec}: cannot fetch it (HTTP {e.code} "
+                          f"{e.reason})") from None
     except (urllib.error.URLError, OSError) as e:
       reason = getattr(e, "reason", e)
       raise RegistryError(f"--model_registry={spec}: cannot fetch it ({reason})") from None
