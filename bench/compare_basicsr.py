@@ -32,12 +32,34 @@ Rows (--rows, default all; --batch / --lr_size override the shapes of every sele
   swinir_classical  configs/swinir_classical_x2.py: SwinIR-M x2, embed 180, depths / heads 6x6,
                     window 8, mlp 2, 'pixelshuffle'; batch 4 (the config's 32 cut for a 2-core
                     CPU), LR 48 (img_size 48).
+Families BasicSR 1.4.2 has no arch for: the torch side is a plain PyTorch train step
+(`plain_torch_step`) on spandrel 0.4.2's own module (`spandrel.architectures.<F>.__arch...`, in
+train mode), built from the jaxsr config's hyper-parameters (`plain_peer`; fields the config
+leaves out take the jaxsr model's defaults) with the config's optimizer (Adam, or AdamW with
+its weight decay), MultiStepLR / cosine schedule, pixel loss and EMA (BasicSR's update); the
+step is what BasicSR's SRModel runs (zero_grad, forward, loss, backward, step, EMA) plus the
+scheduler's step. Batches cut for a 2-core CPU (--batch / --lr_size override):
+  span       configs/span_x4.py: SPAN x4 48 ch (training form: Conv3XC branches); batch 4 (the
+             config's 64), LR 64; L1; Adam 5e-4; EMA 0.999.
+  dat        configs/dat_x4.py: DAT x4 (180, 6x6, split (8, 32), expansion 4); batch 2 (32;
+             >= 2: BatchNorm in its spatial interaction), LR 64; drop path 0.1; no EMA.
+  omnisr     configs/omnisr_x4.py: OmniSR x4 (64, 5 OSAGs, window 8); batch 4 (64), LR 64;
+             AdamW 5e-4 weight decay 1e-4; no EMA.
+  realplksr  configs/realplksr_x4.py: RealPLKSR x4 (64, 28 blocks, kernel 17, LayerNorm);
+             batch 4 (16), LR 48; EMA 0.999.
+  hat        configs/hat_x4.py: HAT x4 (HAT-M: 180, 6x6, window 16); batch 1 (32), LR 64; drop
+             path 0.1; EMA 0.999.
+  rcan       configs/rcan_x4.py: RCAN x4 (10x20, 64 feat); batch 2 (16), LR 48; Adam 1e-4
+             (0.9, 0.999); no EMA. Its forward scales the input in place: each step feeds a copy.
 Both SwinIR sides use drop_path_rate 0.1 (stochastic depth active in training). EMA: both sides
-0.999 (--ema_decay; 0 turns it off on both). float32 on both sides by default; --dtype sets
-jaxsr's computation dtype, --torch_mode BasicSR's (float32, float32_tf32, bf16_autocast:
-`optimize_parameters` under `torch.autocast(bfloat16)`, or best: channels_last, autocast bf16
-and `torch.compile` of each network's forward, as traiNNer-redux trains) and --torch_device
-puts BasicSR on the GPU (`num_gpu: 1`, cudnn.benchmark; each step synchronized). --tiny shrinks
+0.999 for the BasicSR rows, the config's for the plain rows (--ema_decay sets it for every row;
+0 turns it off on both). --jaxsr_impl sets jaxsr implementation fields (scan_blocks, remat,
+attention; no effect on the math) over the config, e.g. 'scan_blocks=false'. float32 on both
+sides by default; --dtype sets jaxsr's computation dtype, --torch_mode BasicSR's (float32,
+float32_tf32, bf16_autocast: `optimize_parameters` under `torch.autocast(bfloat16)`, or best:
+channels_last, autocast bf16 and `torch.compile` of each network's forward, as traiNNer-redux
+trains; the plain step the same around its forward and loss) and --torch_device puts the torch
+side on the GPU (`num_gpu: 1`, cudnn.benchmark; each step synchronized). --tiny shrinks
 every architecture to a few narrow blocks on both sides (smoke runs; bench/gpu_suite.py).
 The jaxsr side also reports its lower / compile seconds and analytic FLOPs (jaxsr.flops) with
 the MFU they give on a known GPU.
@@ -72,6 +94,13 @@ Smoke test (tiny shapes, both sides; esrgan needs HR 128 or 256 for the VGG-styl
       --warmup=1 --steps=1
   venv/bin/python bench/compare_basicsr.py --torch_python=/tmp/benchvenv/bin/python \
       --rows=esrgan --batch=1 --lr_size=32 --warmup=1 --steps=1
+  venv/bin/python bench/compare_basicsr.py --torch_python=/tmp/benchvenv/bin/python \
+      --rows=span,dat,omnisr,realplksr,hat,rcan --tiny --batch=2 --lr_size=16 --warmup=1 \
+      --steps=1
+The plain rows need spandrel 0.4.2 in --torch_python (`pip install spandrel==0.4.2`); their
+measurement (~1-4 min per row on 2 cores):
+  venv/bin/python bench/compare_basicsr.py --torch_python=/tmp/benchvenv/bin/python \
+      --rows=span,dat,omnisr,realplksr,hat,rcan --warmup=1 --steps=3
 """
 
 import argparse
@@ -93,6 +122,7 @@ from peer_process import cpu_info, error_text  # noqa: E402  (bench/)
 import peer_process  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLAIN = "plain"  # ROWS' torch side: a plain PyTorch train step on spandrel's module.
 
 # row -> (config file under configs/, default batch, default LR patch side, BasicSR model class).
 ROWS = {
@@ -101,9 +131,30 @@ ROWS = {
     "esrgan": ("esrgan_x4.py", 4, 32, "ESRGANModel"),
     "swinir_light": ("swinir_light_x4.py", 16, 64, "SRModel"),
     "swinir_classical": ("swinir_classical_x2.py", 4, 48, "SRModel"),
+    # BasicSR 1.4.2 has none of these archs: a plain PyTorch step with spandrel's module.
+    "span": ("span_x4.py", 4, 64, PLAIN),
+    "dat": ("dat_x4.py", 2, 64, PLAIN),  # batch >= 2: BatchNorm in DAT's spatial interaction
+    "omnisr": ("omnisr_x4.py", 4, 64, PLAIN),
+    "realplksr": ("realplksr_x4.py", 4, 48, PLAIN),
+    "hat": ("hat_x4.py", 1, 64, PLAIN),
+    "rcan": ("rcan_x4.py", 2, 48, PLAIN),
 }
-# jaxsr model fields with no effect on the math (implementation choices).
-_IMPL_FIELDS = {"name", "attention"}
+# jaxsr model fields with no effect on the math (implementation choices: attention kernel,
+# scanned / rematerialised blocks).
+_IMPL_FIELDS = {"name", "attention", "scan_blocks", "remat"}
+# The same for the plain rows' models (DAT's min_size pads only images under 16 pixels,
+# smaller than any patch here).
+_PLAIN_IMPL_FIELDS = _IMPL_FIELDS | {"min_size"}
+# --tiny for the plain rows (step_timer.shrink knows the BasicSR rows' models only).
+PLAIN_TINY = {
+    "span": {"feature_channels": 4},
+    "dat": {"embed_dim": 32, "split_size": (2, 4), "depth": (2,), "num_heads": (2,),
+            "expansion_factor": 1.0},
+    "omnisr": {"num_feat": 8, "res_num": 1, "window_size": 4},
+    "realplksr": {"dim": 8, "n_blocks": 1, "kernel_size": 5},
+    "hat": {"embed_dim": 30, "depths": (2,), "num_heads": (2,), "window_size": 4},
+    "rcan": {"n_resgroups": 1, "n_resblocks": 2, "n_feats": 8, "reduction": 4},
+}
 
 
 # ----------------------------------------------------------------------------- helpers (both)
@@ -112,9 +163,15 @@ _IMPL_FIELDS = {"name", "attention"}
 # ----------------------------------------------------------------------------- torch side
 
 def torch_child(spec_path: str, out_path: str) -> None:
-  """Runs in --torch_python: times BasicSR's model.optimize_parameters per the spec."""
+  """Runs in --torch_python: times BasicSR's model.optimize_parameters per the spec (or, for
+  the plain rows, `plain_torch_step`)."""
   with open(spec_path) as f:
     spec = json.load(f)
+  if spec.get("plain"):
+    result = plain_torch_step(spec)
+    with open(out_path, "w") as f:
+      json.dump(result, f)
+    return
   import numpy as np
   import torch
   torch.set_num_threads(spec["threads"])
@@ -237,6 +294,110 @@ def tune_for_speed(model) -> None:
     compiled(perceptual.vgg, True)
 
 
+def plain_torch_step(spec: dict) -> dict:
+  """Runs in --torch_python for the plain rows: spandrel's module in train mode, the optimizer,
+  schedule, loss and EMA of the jaxsr config (`plain_train_spec`), timed per step as BasicSR's
+  SRModel runs one (`optimize_parameters`: zero_grad, forward, loss, backward, step, EMA),
+  plus the scheduler's step (BasicSR's training loop does it between steps; jaxsr's step holds
+  its schedule)."""
+  import importlib
+  import numpy as np
+  import torch
+  import torchvision
+  torch.set_num_threads(spec["threads"])
+  import spandrel
+  device = spec.get("device", "cpu")
+  mode = spec.get("mode", "float32")
+  if device == "cuda":
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = mode == "float32_tf32"
+  module_name, class_name, kwargs = spec["peer"]
+  module = importlib.import_module(module_name)
+  t = spec["train"]
+  torch.manual_seed(spec["seed"])
+  net = getattr(module, class_name)(**kwargs).to(device).train()
+  net_ema = None
+  if t["ema_decay"]:  # BasicSR's SRModel: a copy in eval mode, updated after each step.
+    net_ema = copy.deepcopy(net).eval()
+    for p in net_ema.parameters():
+      p.requires_grad_(False)
+  params = [p for p in net.parameters() if p.requires_grad]  # SRModel's optimizer params
+  adam = torch.optim.AdamW if t["weight_decay"] else torch.optim.Adam
+  optimizer = adam(params, lr=t["lr"], betas=tuple(t["betas"]),
+                   weight_decay=t["weight_decay"])
+  if t["schedule"] == "cosine":
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=t["total_iter"], eta_min=t["lr"] * t["min_lr_ratio"])
+  else:
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, t["milestones"], t["gamma"])
+  pixel = {"l1": torch.nn.functional.l1_loss, "l2": torch.nn.functional.mse_loss,
+           # BasicSR's CharbonnierLoss (eps 1e-12).
+           "charbonnier": lambda x, y: torch.sqrt((x - y) ** 2 + 1e-12).mean()}[t["pixel"]]
+  forward = net
+  if mode == "best":  # as tune_for_speed: channels_last and torch.compile of the forward
+    net.to(memory_format=torch.channels_last)
+    forward = torch.compile(net)
+  rng = np.random.default_rng(0)
+  b, lr, hr = spec["batch"], spec["lr_size"], spec["hr_size"]
+  lq = torch.from_numpy(rng.random((b, 3, lr, lr), np.float32)).to(device)
+  gt = torch.from_numpy(rng.random((b, 3, hr, hr), np.float32)).to(device)
+  if mode == "best":
+    lq, gt = (v.contiguous(memory_format=torch.channels_last) for v in (lq, gt))
+  autocast = (lambda: torch.autocast(device_type=device, dtype=torch.bfloat16)) if mode in (
+      "bf16_autocast", "best") else contextlib.nullcontext
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+  decay = t["ema_decay"]
+
+  def step():
+    optimizer.zero_grad()
+    with autocast():
+      # A fresh copy (as SRModel.feed_data's .to(device) gives): RCAN scales its input in place.
+      loss = t["pixel_weight"] * pixel(forward(lq.clone()).float(), gt)
+    loss.backward()
+    if t["grad_clip_norm"]:
+      torch.nn.utils.clip_grad_norm_(params, t["grad_clip_norm"])
+    optimizer.step()
+    scheduler.step()
+    if net_ema is not None:  # basicsr.models.base_model.BaseModel.model_ema
+      with torch.no_grad():
+        current = dict(net.named_parameters())
+        for name, p in net_ema.named_parameters():
+          p.mul_(decay).add_(current[name], alpha=1 - decay)
+
+  if device == "cuda":
+    torch.cuda.reset_peak_memory_stats()
+  for _ in range(spec["warmup"]):
+    step()
+  sync()
+  times = []
+  for _ in range(spec["steps"]):
+    sync()
+    start = time.perf_counter()
+    step()
+    sync()
+    times.append(time.perf_counter() - start)
+  return {
+      "median_s": round(statistics.median(times), 4),
+      "times_s": [round(x, 4) for x in times],
+      "model_class": f"{module_name}.{class_name}",
+      "step_fn": "compare_basicsr.plain_torch_step (zero_grad, forward, "
+                 f"{t['pixel']} loss, backward, {adam.__name__}.step, "
+                 f"{type(scheduler).__name__}.step{', EMA' if net_ema is not None else ''})",
+      # Parameters the step trains (that got a gradient): SPAN's `eval_conv`s are parameters
+      # the training forward does not use (Adam skips them; the EMA copies them as BasicSR's).
+      "params_g": sum(p.numel() for p in params if p.grad is not None), "params_d": None,
+      "ema": net_ema is not None, "threads": torch.get_num_threads(),
+      "device": device, "mode": mode,
+      "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+      "max_mem_gb": (round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                     if device == "cuda" else None),
+      "interop_threads": torch.get_num_interop_threads(),
+      "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                   "spandrel": spandrel.__version__, "numpy": np.__version__,
+                   "python": platform.python_version()},
+  }
+
+
 def run_torch(spec: dict, torch_python: str) -> dict:
   return peer_process.run_torch(__file__, spec, torch_python, "compare_basicsr_spec_",
                                 chdir=False)
@@ -288,6 +449,98 @@ def network_g(m, scale: int, lr_size: int) -> dict:
   return net
 
 
+def plain_peer(m, scale: int, lr_size: int) -> list:
+  """[module, class, kwargs] of spandrel's module for jaxsr model config `m` (the same
+  hyper-parameters; the fields the config leaves out take the jaxsr model's defaults)."""
+  import dataclasses
+  from jaxsr import models
+  fields = dict(m.items())
+  name = fields.pop("name", None)
+  if name not in models.MODELS:
+    raise ValueError(f"no jaxsr model {name!r}")
+  defaults = {f.name: f.default for f in dataclasses.fields(models.MODELS[name])
+              if f.default is not dataclasses.MISSING}
+  get = lambda k: fields.pop(k, defaults[k])
+  as_list = lambda v: [x for x in v]
+  if name == "span":
+    if get("deploy"):
+      raise ValueError("SPAN deploy=True has no training form")
+    peer = ["spandrel.architectures.SPAN.__arch.span", "SPAN",
+            {"num_in_ch": get("num_in_ch"), "num_out_ch": get("num_out_ch"),
+             "feature_channels": get("feature_channels"), "upscale": scale,
+             "norm": get("norm"), "img_range": float(get("img_range")),
+             "rgb_mean": as_list(get("rgb_mean"))}]
+  elif name == "dat":
+    if get("num_feat") != 64:
+      raise ValueError("spandrel's DAT hard-codes num_feat 64")
+    get("img_size")  # jaxsr recomputes the shift masks per size: torch's is the LR patch
+    peer = ["spandrel.architectures.DAT.__arch.DAT", "DAT",
+            {"upscale": scale, "in_chans": get("in_chans"), "img_size": lr_size,
+             "embed_dim": get("embed_dim"), "split_size": as_list(get("split_size")),
+             "depth": as_list(get("depth")), "num_heads": as_list(get("num_heads")),
+             "expansion_factor": float(get("expansion_factor")), "qkv_bias": get("qkv_bias"),
+             "drop_path_rate": float(get("drop_path_rate")),
+             "img_range": float(get("img_range")), "resi_connection": get("resi_connection"),
+             "upsampler": get("upsampler")}]
+  elif name == "omnisr":
+    if get("signed_range"):
+      raise ValueError("OmniSR signed_range=True ([-1, 1] inputs) is not mapped")
+    peer = ["spandrel.architectures.OmniSR.__arch.OmniSR", "OmniSR",
+            {"num_in_ch": get("num_in_ch"), "num_out_ch": get("num_out_ch"),
+             "num_feat": get("num_feat"), "block_num": get("block_num"), "pe": get("pe"),
+             "window_size": get("window_size"), "res_num": get("res_num"),
+             "up_scale": scale, "bias": get("bias")}]
+  elif name == "realplksr":
+    peer = ["spandrel.architectures.PLKSR.__arch.RealPLKSR", "RealPLKSR",
+            {"dim": get("dim"), "n_blocks": get("n_blocks"), "upscaling_factor": scale,
+             "kernel_size": get("kernel_size"), "split_ratio": float(get("split_ratio")),
+             "use_ea": get("use_ea"), "norm_groups": get("norm_groups"),
+             "dropout": float(get("dropout")), "dysample": get("dysample"),
+             "layer_norm": get("layer_norm")}]
+  elif name == "hat":
+    peer = ["spandrel.architectures.HAT.__arch.HAT", "HAT",
+            {"upscale": scale, "img_size": lr_size, "in_chans": get("in_chans"),
+             "embed_dim": get("embed_dim"), "depths": as_list(get("depths")),
+             "num_heads": as_list(get("num_heads")), "window_size": get("window_size"),
+             "compress_ratio": get("compress_ratio"), "squeeze_factor": get("squeeze_factor"),
+             "conv_scale": float(get("conv_scale")),
+             "overlap_ratio": float(get("overlap_ratio")),
+             "mlp_ratio": float(get("mlp_ratio")), "qkv_bias": get("qkv_bias"),
+             "patch_norm": get("patch_norm"), "drop_path_rate": float(get("drop_path_rate")),
+             "img_range": float(get("img_range")), "upsampler": "pixelshuffle",
+             "resi_connection": get("resi_connection"), "num_feat": get("num_feat")}]
+  elif name == "rcan":
+    peer = ["spandrel.architectures.RCAN.__arch.rcan_arch", "RCAN",
+            {"scale": scale, "n_resgroups": get("n_resgroups"),
+             "n_resblocks": get("n_resblocks"), "n_feats": get("n_feats"),
+             "n_colors": get("n_colors"), "rgb_range": float(get("rgb_range")),
+             "norm": get("norm"), "kernel_size": get("kernel_size"),
+             "reduction": get("reduction"), "act_mode": get("act_mode"),
+             "unshuffle_mod": get("unshuffle_mod")}]
+  else:
+    raise ValueError(f"no spandrel counterpart mapped for jaxsr model {name!r}")
+  unmapped = sorted(set(fields) - _PLAIN_IMPL_FIELDS)
+  if unmapped:
+    raise ValueError(f"jaxsr model fields {unmapped} have no spandrel mapping here")
+  return peer
+
+
+def plain_train_spec(c) -> dict:
+  """The plain torch step's settings from jaxsr config `c` (PSNR configs only)."""
+  o, loss = c.optim, c.loss
+  if loss.perceptual_weight or loss.style_weight or "discriminator" in c:
+    raise ValueError("the plain torch step has only the pixel loss")
+  if o.warmup_steps:
+    raise ValueError("learning-rate warm-up is not mapped for the plain torch step")
+  if o.schedule not in ("constant", "multistep", "cosine"):
+    raise ValueError(f"schedule {o.schedule!r} is not mapped")
+  return {"lr": o.learning_rate, "betas": [o.b1, o.b2], "weight_decay": o.weight_decay,
+          "grad_clip_norm": o.grad_clip_norm, "schedule": o.schedule,
+          "milestones": list(o.milestones) if o.schedule == "multistep" else [],
+          "gamma": o.gamma, "min_lr_ratio": o.min_lr_ratio, "total_iter": c.num_train_steps,
+          "pixel": loss.pixel, "pixel_weight": loss.pixel_weight, "ema_decay": c.ema_decay}
+
+
 def train_opt(c, gan: bool) -> dict:
   """BasicSR `train:` section for jaxsr config `c`."""
   def optim(o):
@@ -332,6 +585,19 @@ def train_opt(c, gan: bool) -> dict:
   return t
 
 
+def jaxsr_impl_options(text: str) -> list:
+  """--jaxsr_impl 'scan_blocks=false,remat=true' -> [(key, value)]: implementation fields of
+  the jaxsr model only (no effect on the math; the torch side ignores them)."""
+  out = []
+  for item in filter(None, (x.strip() for x in text.split(","))):
+    key, _, value = item.partition("=")
+    if key not in ("scan_blocks", "remat", "attention"):
+      raise ValueError(f"--jaxsr_impl: {key!r} is not scan_blocks, remat or attention")
+    lowered = value.strip().lower()
+    out.append((key, {"true": True, "false": False}.get(lowered, value.strip())))
+  return out
+
+
 def build_row(row: str, args):
   """(jaxsr config, BasicSR opt, row description) with the same settings on both sides."""
   file_name, batch, lr_size, model_type = ROWS[row]
@@ -340,10 +606,36 @@ def build_row(row: str, args):
   lr_size = args.lr_size or lr_size
   hr_size = lr_size * c.scale
   c.batch_size, c.data.gt_size, c.dtype = batch, hr_size, args.dtype
-  if args.tiny:
+  plain = model_type == PLAIN
+  if args.tiny and plain:
+    for key, value in PLAIN_TINY[row].items():
+      setattr(c.model, key, value)
+  elif args.tiny:
     import step_timer  # bench/step_timer.py (jaxsr's venv; this script's folder is on sys.path)
     step_timer.shrink(c)
-  c.ema_decay = args.ema_decay
+  for key, value in jaxsr_impl_options(args.jaxsr_impl):
+    if key not in c.model:
+      c.model[key] = value  # a field the config leaves at the model's default
+    else:
+      setattr(c.model, key, value)
+  if args.ema_decay is not None:
+    c.ema_decay = args.ema_decay
+  elif not plain:
+    c.ema_decay = 0.999  # the BasicSR rows' default (issue #10's measurements)
+  if plain:
+    opt = {"plain": True, "peer": plain_peer(c.model, c.scale, lr_size),
+           "train": plain_train_spec(c)}
+    wd = c.optim.weight_decay
+    desc = {"row": row, "jaxsr_config": f"configs/{file_name}", "basicsr_model": None,
+            "torch_step": "plain PyTorch step on spandrel's module (BasicSR has no such arch)",
+            "scale": c.scale, "batch": batch, "lr_patch": lr_size, "hr_patch": hr_size,
+            "dtype": args.dtype, "tiny": args.tiny, "jaxsr_impl": args.jaxsr_impl or None,
+            "losses": f"{c.loss.pixel}*{c.loss.pixel_weight:g}", "ema_decay": c.ema_decay,
+            "optimizer": f"{'AdamW' if wd else 'Adam'}(lr={c.optim.learning_rate:g}, betas=("
+                         f"{c.optim.b1}, {c.optim.b2}){f', weight_decay={wd:g}' if wd else ''})",
+            "network_g": {"module": opt["peer"][0], "class": opt["peer"][1],
+                          **opt["peer"][2]}, "network_d": None}
+    return c, opt, desc
   gan = "discriminator" in c
   if gan:
     if c.loss.gan_type != "ragan":
@@ -376,7 +668,8 @@ def build_row(row: str, args):
     terms.append(f"{loss.gan_type}*{loss.gan_weight:g}")
   desc = {"row": row, "jaxsr_config": f"configs/{file_name}", "basicsr_model": model_type,
           "scale": c.scale, "batch": batch, "lr_patch": lr_size, "hr_patch": hr_size,
-          "dtype": args.dtype, "tiny": args.tiny, "losses": " + ".join(terms), "ema_decay": c.ema_decay,
+          "dtype": args.dtype, "tiny": args.tiny, "jaxsr_impl": args.jaxsr_impl or None,
+          "losses": " + ".join(terms), "ema_decay": c.ema_decay,
           "optimizer": f"Adam(lr={c.optim.learning_rate:g}, betas=({c.optim.b1}, "
                        f"{c.optim.b2}))", "network_g": opt["network_g"],
           "network_d": opt.get("network_d")}
@@ -443,8 +736,9 @@ def main() -> None:
   cores = cpu_info()["cores"]
   parser.add_argument("--threads", type=int, default=cores,
                       help="torch.set_num_threads (default: all cores); XLA uses all cores")
-  parser.add_argument("--ema_decay", type=float, default=0.999,
-                      help="EMA decay on both sides (0: off on both)")
+  parser.add_argument("--ema_decay", type=float, default=None,
+                      help="EMA decay on both sides (0: off on both; default: 0.999 for the "
+                           "BasicSR rows, the config's for the plain rows)")
   parser.add_argument("--perceptual", choices=("on", "off"), default="on",
                       help="esrgan row: the VGG19 perceptual loss on both sides")
   parser.add_argument("--torch_python", default=sys.executable,
@@ -460,6 +754,9 @@ def main() -> None:
                            "autocast bf16 and torch.compile of each network's forward")
   parser.add_argument("--tiny", action="store_true",
                       help="a few narrow blocks of each row's architecture (smoke runs)")
+  parser.add_argument("--jaxsr_impl", default="",
+                      help="jaxsr model implementation fields over the config, e.g. "
+                           "'scan_blocks=false' (scan_blocks, remat, attention only)")
   side = parser.add_mutually_exclusive_group()
   side.add_argument("--torch_only", action="store_true", help="time only BasicSR")
   side.add_argument("--jax_only", action="store_true", help="time only jaxsr")
@@ -490,6 +787,13 @@ def main() -> None:
     if c.model.name == "swinir":
       notes.append(f"drop_path_rate {opt['network_g']['drop_path_rate']} on both sides; "
                    f"BasicSR img_size = LR patch {desc['lr_patch']}")
+    if opt.get("plain"):
+      notes.append("torch side: a plain PyTorch step (Adam(W), pixel loss, MultiStepLR / "
+                   "cosine, BasicSR-style EMA) on spandrel's module in train mode, its input "
+                   "copied each step; the same optimizer, schedule, loss and EMA as the jaxsr "
+                   "config")
+      if "drop_path_rate" in opt["peer"][2]:
+        notes.append(f"drop_path_rate {opt['peer'][2]['drop_path_rate']} on both sides")
     if row == "esrgan":
       if c.loss.perceptual_weight:
         notes.append("perceptual VGG19 loss on both sides with random weights (no download; "
@@ -503,6 +807,8 @@ def main() -> None:
               "hr_size": desc["hr_patch"], "warmup": args.warmup, "steps": args.steps,
               "threads": args.threads, "seed": args.seed, "device": args.torch_device,
               "mode": args.torch_mode}
+      if opt.get("plain"):  # plain_torch_step reads these
+        spec.update(plain=True, peer=opt["peer"], train=opt["train"])
       try:
         torch_res = run_torch(spec, args.torch_python)
         out["torch_median_s"] = torch_res["median_s"]

@@ -68,6 +68,11 @@ TRAIN = {  # row -> (batch, LR patch) as issue #19 measured them.
     "msrresnet": (16, 32), "rrdbnet": (16, 32), "esrgan": (16, 32),
     "swinir_classical": (32, 48)}
 INFER = ("msrresnet", "rrdbnet", "srvgg", "swinir")
+# The families whose torch peer is spandrel's module (compare_basicsr.py's plain torch step,
+# inference.py's spandrel rows): row -> (batch, LR patch), the recipes' per-GPU batches. Their
+# rows come after issue #19's (the budget cuts them first): run them with --only=family/.
+FAMILIES = {"span": (16, 64), "dat": (8, 64), "omnisr": (16, 64), "realplksr": (16, 48),
+            "hat": (4, 64), "rcan": (16, 48)}
 GOAL_PEER, GOAL_BEST, GOAL_SWINIR_BF16 = 1.5, 1.0, 3.0
 
 
@@ -132,6 +137,28 @@ def build_rows(a) -> list:
                   ["--rows=rrdbnet", *b12, *steps, "--torch_only",
                    f"--torch_device={device}", "--torch_mode=bf16_autocast",
                    f"--torch_python={a.torch_python}"], needs_torch=True))
+  for model, (batch, lr) in FAMILIES.items():
+    if smoke:  # DAT's BatchNorm needs batch >= 2; OmniSR's ESA LR >= 15
+      batch, lr = (2 if model == "dat" else 1), 16
+    common = ["--rows=" + model, f"--batch={batch}", f"--lr_size={lr}", *steps, *tiny]
+    for dtype, tag in (("float32", "f32"), ("bfloat16", "bf16")):
+      rows.append(Row(f"family/train/{model}/{tag}/jaxsr", "compare_basicsr.py",
+                      common + ["--jax_only", f"--dtype={dtype}"]))
+    for mode in ("float32", "bf16_autocast", "best"):
+      rows.append(Row(f"family/train/{model}/{mode}/torch", "compare_basicsr.py",
+                      common + ["--torch_only", f"--torch_device={device}",
+                                f"--torch_mode={mode}", f"--torch_python={a.torch_python}"],
+                      needs_torch=True, limit_s=300 if mode == "best" else 180))
+    for precision in ("float32", "half"):
+      rows.append(Row(f"family/infer/{model}/{precision}", "inference.py",
+                      [f"--rows={model}", f"--precision={precision}", "--sides=jaxsr,torch",
+                       f"--torch_device={device}", f"--torch_python={a.torch_python}",
+                       *size, *runs, *tiny], needs_torch=True))
+    rows.append(Row(f"family/infer/{model}/half/torch_best", "inference.py",
+                    [f"--rows={model}", "--precision=half", "--sides=torch",
+                     "--torch_mode=best", f"--torch_device={device}",
+                     f"--torch_python={a.torch_python}", *size, *runs, *tiny],
+                    needs_torch=True, limit_s=300))
   return rows
 
 
@@ -240,6 +267,25 @@ def comparisons(done: dict) -> list:
                 "feed_data + BasicSR RRDBNet step, AMP bf16",
                 feed + step if feed is not None and step is not None else None, GOAL_PEER,
                 _get(done, "realworld/realesrnet/jaxsr", "compile_s"), None))
+  for model in FAMILIES:  # no goal set for these (issue #19's goals are for its rows)
+    for tag, peer_mode, peer in (
+        ("f32", "float32", "torch float32 (spandrel)"),
+        ("bf16", "bf16_autocast", "torch AMP bf16 (spandrel)"),
+        ("bf16", "best", "torch best (channels_last, AMP bf16, compile)")):
+      jax_id = f"family/train/{model}/{tag}/jaxsr"
+      lines.append((f"train {model} {tag}", _get(done, jax_id, "jaxsr_median_s"), peer,
+                    _get(done, f"family/train/{model}/{peer_mode}/torch", "torch_median_s"),
+                    None, _get(done, jax_id, "jaxsr_compile_s"), _get(done, jax_id, "jaxsr_mfu")))
+    for precision in ("float32", "half"):
+      row_id = f"family/infer/{model}/{precision}"
+      lines.append((f"inference {model} {precision}", _get(done, row_id, "jaxsr_median_s"),
+                    f"torch {precision} (spandrel)", _get(done, row_id, "torch_median_s"), None,
+                    _get(done, row_id, "jaxsr_compile_s"), None))
+    lines.append((f"inference {model} half", _get(done, f"family/infer/{model}/half",
+                                                  "jaxsr_median_s"),
+                  "torch best fp16 (channels_last, compile)",
+                  _get(done, f"family/infer/{model}/half/torch_best", "torch_median_s"), None,
+                  None, None))
   return lines
 
 

@@ -33,9 +33,26 @@ Rows (--rows, default all):
 
   swinir     jaxsr `SwinIR` x4 (SwinIR-M: embed 180, 6x6 blocks, window 8, 'pixelshuffle')
              vs BasicSR `basicsr.archs.swinir_arch.SwinIR` with the same hyper-parameters.
+The families BasicSR lacks run against spandrel 0.4.2's own modules (the code spandrel loads
+community weights into; `spandrel.architectures.<F>.__arch.<file>.<class>`, imported directly),
+with the released x4 models' hyper-parameters:
+  span       jaxsr `SPAN` 48 ch, norm (spanx4_ch48 / 4xNomos SPAN)  vs spandrel's `SPAN` (eval
+             mode merges each Conv3XC's branches at every forward, as spandrel runs it).
+  dat        jaxsr `DAT` (DAT of the paper: embed 180, depth and heads 6x6, split (8, 32),
+             expansion 4, '1conv', 'pixelshuffle')  vs spandrel's `DAT`.
+  omnisr     jaxsr `OmniSR` (64 feat, 5 OSAGs of 1 block, window 8, pe, bias)  vs spandrel's
+             `OmniSR`.
+  realplksr  jaxsr `RealPLKSR` (dim 64, 28 blocks, kernel 17, split 0.25, EA, LayerNorm, as
+             traiNNer-redux's realplksr)  vs spandrel's `RealPLKSR(layer_norm=True)`.
+  hat        jaxsr `HAT` (HAT-M: embed 180, 6x6, window 16, compress 3, squeeze 30, overlap
+             0.5, mlp 2)  vs spandrel's `HAT`.
+  rcan       jaxsr `RCAN` (10 groups x 20 RCABs, 64 feat, reduction 16, rgb_range 255)  vs
+             spandrel's `RCAN` (its forward scales the input in place: each pass gets a copy).
+jaxsr's ONNX exporter may not cover a family: the row then carries `onnx_error`.
 --precision=half: jaxsr computes in bfloat16 (float32 parameters, as `jaxsr.upscale --bf16`),
 torch in float16 (`.half()`, as Real-ESRGAN's inference; SwinIR, whose attention adds float32
-masks, under `torch.autocast(float16)`). --torch_device=cuda runs the torch
+masks, and the other transformer rows (dat, omnisr, hat) under `torch.autocast(float16)`).
+--torch_device=cuda runs the torch
 side on the GPU (each pass synchronized); --torch_mode=best adds channels_last and
 `torch.compile`. --tiny: a few narrow blocks of each architecture (smoke runs).
 
@@ -58,10 +75,12 @@ Environment: jaxsr's venv (with `onnxruntime`, `onnx`) runs this script; the tor
 a subprocess of --torch_python (default: this Python). The torch venv used here is the one of
 bench/compare_basicsr.py (see its docstring: torch 2.14.1, torchvision 0.29.1, basicsr 1.4.2
 installed with --no-build-isolation --no-deps, plus opencv-python-headless scipy scikit-image
-pyyaml tqdm lmdb addict future yapf requests). It has no realesrgan. /tmp/torchvenv (torch 2.13
-CPU, basicsr 1.4.2, realesrgan 0.3.0, but no torchvision, so basicsr and realesrgan do not
-import there) holds the realesrgan 0.3.0 package whose archs/srvgg_arch.py the srvgg row runs,
-imported by path into the /tmp/benchvenv process (realesrgan is pure Python; its archs use
+pyyaml tqdm lmdb addict future yapf requests; the spandrel rows need `pip install
+spandrel==0.4.2`, which adds einops, safetensors and typing_extensions). It has no
+realesrgan. /tmp/torchvenv (torch 2.13 CPU, basicsr 1.4.2, realesrgan 0.3.0, but no
+torchvision, so basicsr and realesrgan do not import there) holds the realesrgan 0.3.0
+package whose archs/srvgg_arch.py the srvgg row runs, imported by path into the
+/tmp/benchvenv process (realesrgan is pure Python; its archs use
 basicsr's registry, where basicsr 1.4.2 registers its own copy as 'SRVGGNetCompact_basicsr', so
 the names do not clash). basicsr 1.4.2 imports `torchvision.transforms.functional_tensor`, gone
 since torchvision 0.17: the torch process aliases it to `torchvision.transforms.functional`
@@ -77,6 +96,9 @@ The issue's shape (LR 128^2 -> 512^2, ~2 min for rrdbnet):
 Smoke test (~1 min):
   venv/bin/python bench/inference.py --torch_python=/tmp/benchvenv/bin/python --size=32 \
       --warmup=0 --runs=1
+The spandrel rows (spandrel 0.4.2 in --torch_python; ~0.5-2 min each at LR 64 on 2 cores):
+  venv/bin/python bench/inference.py --torch_python=/tmp/benchvenv/bin/python \
+      --rows=span,dat,omnisr,realplksr,hat,rcan --size=64 --warmup=1 --runs=5
 On a shared or virtual machine, run-to-run spread was up to +-15% (same code); compare sides
 within one run, and repeat.
 """
@@ -130,13 +152,73 @@ ROWS = {
                    "img_range": 1.0, "depths": [6] * 6, "embed_dim": 180,
                    "num_heads": [6] * 6, "mlp_ratio": 2.0, "upsampler": "pixelshuffle",
                    "resi_connection": "1conv"}),
-        "arch": "swinir"},
+        "arch": "swinir", "torch_autocast": True},
+    # spandrel 0.4.2's own modules (the code spandrel loads community weights into).
+    "span": {
+        "jaxsr": ("span", {"feature_channels": 48, "norm": True}),
+        "torch": ("spandrel.architectures.SPAN.__arch.span", "SPAN",
+                  {"num_in_ch": 3, "num_out_ch": 3, "feature_channels": 48, "upscale": SCALE,
+                   "norm": True}),
+        "arch": "span"},
+    "dat": {
+        "jaxsr": ("dat", {"embed_dim": 180, "split_size": (8, 32), "depth": (6,) * 6,
+                          "num_heads": (6,) * 6, "expansion_factor": 4.0,
+                          "resi_connection": "1conv", "upsampler": "pixelshuffle"}),
+        "torch": ("spandrel.architectures.DAT.__arch.DAT", "DAT",
+                  {"upscale": SCALE, "in_chans": 3, "img_size": 64, "img_range": 1.0,
+                   "embed_dim": 180, "split_size": [8, 32], "depth": [6] * 6,
+                   "num_heads": [6] * 6, "expansion_factor": 4.0, "qkv_bias": True,
+                   "resi_connection": "1conv", "upsampler": "pixelshuffle"}),
+        "arch": "dat", "torch_autocast": True},
+    "omnisr": {
+        "jaxsr": ("omnisr", {"num_feat": 64, "res_num": 5, "block_num": 1, "window_size": 8,
+                             "pe": True, "bias": True}),
+        "torch": ("spandrel.architectures.OmniSR.__arch.OmniSR", "OmniSR",
+                  {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "res_num": 5,
+                   "block_num": 1, "window_size": 8, "pe": True, "bias": True,
+                   "up_scale": SCALE}),
+        "arch": "omnisr", "torch_autocast": True},
+    "realplksr": {
+        "jaxsr": ("realplksr", {"dim": 64, "n_blocks": 28, "kernel_size": 17,
+                                "split_ratio": 0.25, "use_ea": True, "layer_norm": True,
+                                "dysample": False}),
+        "torch": ("spandrel.architectures.PLKSR.__arch.RealPLKSR", "RealPLKSR",
+                  {"dim": 64, "n_blocks": 28, "upscaling_factor": SCALE, "kernel_size": 17,
+                   "split_ratio": 0.25, "use_ea": True, "layer_norm": True,
+                   "dysample": False}),
+        "arch": "realplksr"},
+    "hat": {
+        "jaxsr": ("hat", {"embed_dim": 180, "depths": (6,) * 6, "num_heads": (6,) * 6,
+                          "window_size": 16, "compress_ratio": 3, "squeeze_factor": 30,
+                          "overlap_ratio": 0.5, "mlp_ratio": 2.0, "resi_connection": "1conv"}),
+        "torch": ("spandrel.architectures.HAT.__arch.HAT", "HAT",
+                  {"upscale": SCALE, "in_chans": 3, "img_size": 64, "img_range": 1.0,
+                   "embed_dim": 180, "depths": [6] * 6, "num_heads": [6] * 6,
+                   "window_size": 16, "compress_ratio": 3, "squeeze_factor": 30,
+                   "conv_scale": 0.01, "overlap_ratio": 0.5, "mlp_ratio": 2.0,
+                   "upsampler": "pixelshuffle", "resi_connection": "1conv"}),
+        "arch": "hat", "torch_autocast": True},
+    "rcan": {
+        "jaxsr": ("rcan", {"n_resgroups": 10, "n_resblocks": 20, "n_feats": 64,
+                           "reduction": 16, "rgb_range": 255.0}),
+        "torch": ("spandrel.architectures.RCAN.__arch.rcan_arch", "RCAN",
+                  {"scale": SCALE, "n_resgroups": 10, "n_resblocks": 20, "n_feats": 64,
+                   "n_colors": 3, "rgb_range": 255, "reduction": 16}),
+        # RCAN.forward scales its input in place (`x *= rgb_range`): a fresh copy each pass.
+        "arch": "rcan", "torch_input_inplace": True},
 }
 # Smoke runs (--tiny): the same rows with a few narrow blocks.
 TINY = {"msrresnet": {"num_feat": 8, "num_block": 1},
         "rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4},
         "srvgg": {"num_feat": 8, "num_conv": 2},
-        "swinir": {"embed_dim": 12, "depths": (2,), "num_heads": (2,), "window_size": 4}}
+        "swinir": {"embed_dim": 12, "depths": (2,), "num_heads": (2,), "window_size": 4},
+        "span": {"feature_channels": 4},
+        "dat": {"embed_dim": 32, "split_size": (2, 4), "depth": (2,), "num_heads": (2,),
+                "expansion_factor": 1.0},
+        "omnisr": {"num_feat": 8, "res_num": 1, "window_size": 4},
+        "realplksr": {"dim": 8, "n_blocks": 1, "kernel_size": 5},
+        "hat": {"embed_dim": 30, "depths": (2,), "num_heads": (2,), "window_size": 4},
+        "rcan": {"n_resgroups": 1, "n_resblocks": 2, "n_feats": 8, "reduction": 4}}
 
 
 def tiny_row(name: str) -> dict:
@@ -219,8 +301,9 @@ def torch_child(spec_path: str, out_path: str) -> None:
   device = spec.get("device", "cpu")
   half = spec.get("precision") == "half"
   # SwinIR's attention adds float32 masks and biases: in half precision it runs under
-  # autocast float16 (what its users do); the CNNs are cast to float16 (`.half()`).
-  autocast = half and module_name.endswith("swinir_arch")
+  # autocast float16 (what its users do), as do the other transformer rows (the row's
+  # "torch_autocast"); the CNNs are cast to float16 (`.half()`).
+  autocast = half and spec.get("autocast", module_name.endswith("swinir_arch"))
   dtype = torch.float16 if half and not autocast else torch.float32
   x = torch.from_numpy(np.load(spec["input_path"]).transpose(0, 3, 1, 2).copy())
   model, x = model.to(device, dtype), x.to(device, dtype)
@@ -233,9 +316,11 @@ def torch_child(spec_path: str, out_path: str) -> None:
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
   out = {}
 
+  clone = spec.get("clone_input", False)
+
   def forward():
     with torch.inference_mode(), context():
-      out["y"] = model(x)
+      out["y"] = model(x.clone() if clone else x)
     sync()
 
   times = time_calls(forward, spec["warmup"], spec["runs"])
@@ -243,6 +328,9 @@ def torch_child(spec_path: str, out_path: str) -> None:
   versions = {"torch": torch.__version__, "torchvision": torchvision.__version__,
               "basicsr": basicsr.__version__, "numpy": np.__version__,
               "python": platform.python_version()}
+  if module_name.startswith("spandrel."):
+    import spandrel
+    versions["spandrel"] = spandrel.__version__
   if module_name.startswith("realesrgan."):
     try:
       from importlib import metadata
@@ -289,7 +377,9 @@ def jaxsr_model_and_variables(row: dict, weights_path: str, precision: str = "fl
     hparams, variables = loaded.hparams, loaded.variables
     source = "torch peer's default init, via jaxsr.interop.load.load_variables"
     expected = {"scale": SCALE, **opts}
-    if any(hparams.get(k, v) != v for k, v in expected.items()):
+    same = lambda a, b: (tuple(a) == tuple(b) if isinstance(a, (list, tuple))
+                         and isinstance(b, (list, tuple)) else a == b)
+    if any(not same(hparams.get(k, v), v) for k, v in expected.items()):
       raise ValueError(f"the peer's state dict reads as {hparams}, not {expected}")
   else:
     variables = jax.device_get(dict(model.init(jax.random.key(0), jnp.zeros(x.shape))))
@@ -430,7 +520,8 @@ def main() -> None:
                 "warmup": args.warmup, "runs": args.runs, "input_path": input_path,
                 "weights_path": weights_path, "realesrgan_dir": args.realesrgan_dir,
                 "device": args.torch_device, "precision": args.precision,
-                "mode": args.torch_mode,
+                "mode": args.torch_mode, "autocast": row.get("torch_autocast", False),
+                "clone_input": row.get("torch_input_inplace", False),
                 "output_path": os.path.join(tmp, f"{name}_torch.npy")}
         try:
           logging.warning("%s: torch side", name)
