@@ -35,6 +35,12 @@ image, batch 1):
                                    swinir (SwinIR-M x4)
   degrade/<jaxsr|torch>            bench/degrade.py: jaxsr's compiled degradations vs
                                    Real-ESRGAN's feed_data on the GPU (batch 12, crop 400)
+  family/train/<model>/...         as train/ (the same tags), torch: compare_basicsr.py's
+  family/infer/<model>/...         plain step / inference.py's rows on spandrel 0.4.2's own
+                                   modules; span (batch 16, LR 64), dat (8, 64), omnisr (16,
+                                   64), realplksr (16, 48), hat (4, 64), rcan (16, 48): the
+                                   recipes' per-GPU batches. Last in the list, no goal; run
+                                   them with --only=family/ (and a --budget_s that fits them)
 Goals (issue #19): every train and inference comparison >= 1.5x the peer as it ships, >= 1.0x
 PyTorch at its best; SwinIR bf16 >= 3x; compile <= 60 s (SwinIR-M <= 45 s).
 
@@ -45,6 +51,7 @@ A machine without internet (the H200 of issue #19: Python 3.12, jax 0.11 + CUDA 
     with `pip install --no-deps`, and jaxsr itself (`pip install --no-deps -e .`);
   - basicsr 1.4.2 and realesrgan 0.3.0 as package folders (copied from a site-packages) on the
     torch Python's PYTHONPATH: their setup.py needs the internet and `distutils` (gone in 3.12);
+    the family/ rows also need spandrel 0.4.2 (and einops), pure Python, the same way;
   - basicsr imports `torchvision.transforms.functional_tensor` (gone since torchvision 0.17):
     the torch processes alias it to `torchvision.transforms.functional` before importing it
     (compare_basicsr.py, inference.py and degrade.py do; nothing else is patched).

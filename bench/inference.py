@@ -13,7 +13,9 @@ Three sides:
   onnx    ONNX Runtime, CPUExecutionProvider, `intra_op_num_threads` = --threads,
           `inter_op_num_threads` 1, graph optimizations ORT_ENABLE_ALL, on the model written by
           jaxsr's own exporter `jaxsr.export.onnx_export.to_onnx_model(model, variables,
-          multiple=1)` (input `[B, H, W, 3]` NHWC float32, output `[B, 4H, 4W, 3]`). When the
+          multiple=k)` (input `[B, H, W, 3]` NHWC float32, output `[B, 4H, 4W, 3]`; k =
+          `jaxsr.inference.input_multiple(model)`, e.g. the window of SwinIR / HAT / OmniSR,
+          when S is a multiple of it, else 1; the row's `onnx_input_multiple`). When the
           exporter is missing or fails, the row carries its error in `onnx_error`.
   torch   the peer's own architecture in eval mode under `torch.inference_mode()`,
           `torch.set_num_threads(--threads)`, NCHW float32, in a subprocess of --torch_python.
@@ -410,8 +412,13 @@ def run_jaxsr(model, variables, x, args) -> dict:
 def run_onnx(model, variables, x, args) -> dict:
   import onnxruntime as ort
   from jaxsr.export import onnx_export
+  from jaxsr import inference
+  # Symbolic sizes k * multiple: the model's input multiple when the LR side is one (windowed
+  # models pad to it with reflect pads, which a size-1 multiple cannot export), else 1.
+  multiple = inference.input_multiple(model)
+  multiple = multiple if x.shape[1] % multiple == 0 and x.shape[2] % multiple == 0 else 1
   start = time.perf_counter()
-  proto = onnx_export.to_onnx_model(model, variables, multiple=1)
+  proto = onnx_export.to_onnx_model(model, variables, multiple=multiple)
   export_s = time.perf_counter() - start
   options = ort.SessionOptions()
   options.intra_op_num_threads = args.threads
@@ -427,7 +434,7 @@ def run_onnx(model, variables, x, args) -> dict:
 
   times = time_calls(forward, args.warmup, args.runs)
   return {"median_s": statistics.median(times), "times_s": [round(t, 4) for t in times],
-          "export_s": round(export_s, 2), "opset": [
+          "export_s": round(export_s, 2), "multiple": multiple, "opset": [
               {"domain": o.domain or "ai.onnx", "version": o.version}
               for o in proto.opset_import], "y": out["y"]}
 
@@ -574,6 +581,7 @@ def main() -> None:
                     "jaxsr_device": jax_res["device"]})
       if onnx_res:
         out.update({"onnx_times_s": onnx_res["times_s"], "onnx_export_s": onnx_res["export_s"],
+                    "onnx_input_multiple": onnx_res["multiple"],
                     "onnx_opset": onnx_res["opset"]})
       if torch_res:
         out.update({"torch_times_s": torch_res["times_s"], "torch_gpu": torch_res["gpu"],
