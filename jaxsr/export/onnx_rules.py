@@ -27,7 +27,7 @@ Rule = Callable[..., Any]
 RULES: Dict[str, Rule] = {}
 
 
-def _rule(*names: str) -> Callable[[Rule], Rule]:
+def rule(*names: str) -> Callable[[Rule], Rule]:
   def register(fn: Rule) -> Rule:
     for n in names:
       RULES[n] = fn
@@ -35,23 +35,23 @@ def _rule(*names: str) -> Callable[[Rule], Rule]:
   return register
 
 
-def _out(eqn) -> Tuple[Tuple[Any, ...], np.dtype]:
+def output_aval(eqn) -> Tuple[Tuple[Any, ...], np.dtype]:
   aval = eqn.outvars[0].aval
   return tuple(aval.shape), np.dtype(aval.dtype)
 
 
 def _elementwise_result(t, eqn, inputs: List[Value], name: str) -> Tensor:
   """`name` as the output, partial unless some input already has the full output shape."""
-  shape, dtype = _out(eqn)
+  shape, dtype = output_aval(eqn)
   full = any((isinstance(v, Tensor) and not v.partial and tuple(v.shape) == shape)
              or (isinstance(v, np.ndarray) and v.shape == shape) for v in inputs)
   return Tensor(name, shape, dtype, partial=not full)
 
 
 def _make_elementwise(op: str) -> Rule:
-  def rule(t, eqn, inputs, **_):
+  def translate(t, eqn, inputs, **_):
     return _elementwise_result(t, eqn, inputs, t.graph.node(op, [t.name(v) for v in inputs]))
-  return rule
+  return translate
 
 
 for _jax_name, _onnx_op in _ELEMENTWISE.items():
@@ -62,7 +62,7 @@ def _unary(t, eqn, inputs, build: Callable[[str], str]) -> Tensor:
   return _elementwise_result(t, eqn, inputs, build(t.name(inputs[0])))
 
 
-@_rule("add")
+@rule("add")
 def _add(t, eqn, inputs, **_):
   """Add; a constant per-channel bias added to a convolution's output goes into its Conv."""
   names = [t.name(v) for v in inputs]
@@ -93,59 +93,59 @@ def _conv_with_bias(g, conv_out: str, bias: str):
   return g.node("Transpose", [new_conv], perm=perm)
 
 
-@_rule("ne")
+@rule("ne")
 def _ne(t, eqn, inputs, **_):
   equal = t.graph.node("Equal", [t.name(v) for v in inputs])
   return _elementwise_result(t, eqn, inputs, t.graph.node("Not", [equal]))
 
 
-@_rule("rsqrt")
+@rule("rsqrt")
 def _rsqrt(t, eqn, inputs, **_):
   return _unary(t, eqn, inputs, lambda x: t.graph.node("Reciprocal", [t.graph.node("Sqrt", [x])]))
 
 
-@_rule("erfc")
+@rule("erfc")
 def _erfc(t, eqn, inputs, **_):
-  one = t.graph.const(1, _out(eqn)[1])
+  one = t.graph.const(1, output_aval(eqn)[1])
   return _unary(t, eqn, inputs, lambda x: t.graph.node("Sub", [one, t.graph.node("Erf", [x])]))
 
 
-@_rule("log1p")
+@rule("log1p")
 def _log1p(t, eqn, inputs, **_):
   """log(1 + x): ONNX has no Log1p; the rounding of 1 + x costs at most ~1 ulp of 1 in
   absolute terms (softplus / Mish use it on exp(-|x|) in (0, 1])."""
-  one = t.graph.const(1, _out(eqn)[1])
+  one = t.graph.const(1, output_aval(eqn)[1])
   return _unary(t, eqn, inputs, lambda x: t.graph.node("Log", [t.graph.node("Add", [x, one])]))
 
 
-@_rule("square")
+@rule("square")
 def _square(t, eqn, inputs, **_):
   return _unary(t, eqn, inputs, lambda x: t.graph.node("Mul", [x, x]))
 
 
-@_rule("integer_pow")
+@rule("integer_pow")
 def _integer_pow(t, eqn, inputs, y, **_):
-  dtype = _out(eqn)[1]
+  dtype = output_aval(eqn)[1]
   return _unary(t, eqn, inputs, lambda x: t.graph.node("Pow", [x, t.graph.const(y, dtype)]))
 
 
-@_rule("rem")
+@rule("rem")
 def _rem(t, eqn, inputs, **_):  # C-style remainder (sign of the dividend).
   return _elementwise_result(t, eqn, inputs, t.graph.node("Mod", [t.name(v) for v in inputs],
                                                           fmod=1))
 
 
-@_rule("round")
+@rule("round")
 def _round(t, eqn, inputs, rounding_method, **_):
   if int(rounding_method) == 1:  # To nearest even: ONNX Round.
     return _unary(t, eqn, inputs, lambda x: t.graph.node("Round", [x]))
-  dtype = _out(eqn)[1]  # Away from zero: sign(x) * floor(|x| + 0.5).
+  dtype = output_aval(eqn)[1]  # Away from zero: sign(x) * floor(|x| + 0.5).
   g = t.graph
   return _unary(t, eqn, inputs, lambda x: g.node("Mul", [g.node("Sign", [x]), g.node(
       "Floor", [g.node("Add", [g.node("Abs", [x]), g.const(0.5, dtype)])])]))
 
 
-@_rule("select_n")
+@rule("select_n")
 def _select_n(t, eqn, inputs, **_):
   if len(inputs) != 3 or inputs[0].dtype != np.bool_:
     raise UnsupportedError("ONNX export: select_n with other than a boolean and two cases.")
@@ -172,14 +172,14 @@ def _leaky_relu(g, pred: str, negative: str, x: str):
   return g.node("PRelu", [x, g.const(slope)])
 
 
-@_rule("clamp")
+@rule("clamp")
 def _clamp(t, eqn, inputs, **_):
   low, x, high = (t.name(v) for v in inputs)
   return _elementwise_result(t, eqn, inputs, t.graph.node(
       "Min", [t.graph.node("Max", [x, low]), high]))
 
 
-@_rule("convert_element_type")
+@rule("convert_element_type")
 def _convert(t, eqn, inputs, new_dtype, **_):
   x = inputs[0]
   result = t.graph.node("Cast", [t.name(x)],
@@ -187,13 +187,13 @@ def _convert(t, eqn, inputs, new_dtype, **_):
   return _elementwise_result(t, eqn, inputs, result)
 
 
-@_rule("copy", "copy_p", "reduce_precision", "optimization_barrier", "stop_gradient")
+@rule("copy", "copy_p", "reduce_precision", "optimization_barrier", "stop_gradient")
 def _identity(t, eqn, inputs, **_):
   return [dataclasses.replace(v, shape=tuple(a.aval.shape)) if isinstance(v, Tensor) else v
           for v, a in zip(inputs, eqn.outvars)]
 
 
-@_rule("broadcast_in_dim")
+@rule("broadcast_in_dim")
 def _broadcast_in_dim(t, eqn, inputs, shape, broadcast_dimensions, **_):
   x = inputs[0]
   in_shape = tuple(x.shape)
@@ -208,124 +208,58 @@ def _broadcast_in_dim(t, eqn, inputs, shape, broadcast_dimensions, **_):
   return Tensor(name, tuple(shape), np.dtype(eqn.outvars[0].aval.dtype), partial=partial)
 
 
-@_rule("reshape")
+@rule("reshape")
 def _reshape(t, eqn, inputs, new_sizes, dimensions=None, **_):
   if dimensions is not None:
     raise UnsupportedError("ONNX export: reshape with `dimensions`.")
   return t.graph.node("Reshape", [t.full(inputs[0]), t.shape_tensor(new_sizes)])
 
 
-@_rule("squeeze")
+@rule("squeeze")
 def _squeeze(t, eqn, inputs, dimensions, **_):
   return t.graph.node("Squeeze", [t.full(inputs[0]),
                                   t.graph.const(np.array(dimensions, np.int64))])
 
 
-@_rule("transpose")
+@rule("transpose")
 def _transpose(t, eqn, inputs, permutation, **_):
   x = inputs[0]
   name = t.graph.node("Transpose", [t.name(x)], perm=list(permutation))
-  shape, dtype = _out(eqn)
+  shape, dtype = output_aval(eqn)
   return Tensor(name, shape, dtype, partial=isinstance(x, Tensor) and x.partial)
 
 
-@_rule("concatenate")
+@rule("concatenate")
 def _concatenate(t, eqn, inputs, dimension, **_):
   return t.graph.node("Concat", [t.full(v) for v in inputs], axis=int(dimension))
 
 
-@_rule("split")
+@rule("split")
 def _split(t, eqn, inputs, sizes, axis, **_):
   return list(t.graph.node("Split", [t.full(inputs[0]), t.graph.ints([t.dim(s) for s in sizes])],
                            num_outputs=len(sizes), axis=int(axis)))
 
 
-@_rule("gather")
-def _gather(t, eqn, inputs, dimension_numbers, slice_sizes, mode, fill_value=None, **_):
-  """A static slice (jnp indexing with constant indices: one index vector, no batching dims),
-  or `jnp.take(x, indices, axis)` (`_take`); the general gather is unsupported."""
-  operand, indices = inputs
-  dn = dimension_numbers
-  if (isinstance(indices, np.ndarray) and indices.size == len(dn.start_index_map)
-      and not dn.operand_batching_dims and len(dn.offset_dims) + len(dn.collapsed_slice_dims)
-      == len(operand.shape)):
-    index = dict(zip(dn.start_index_map, indices.reshape(-1).tolist()))
-    rank = len(operand.shape)
-    starts = [int(index.get(a, 0)) for a in range(rank)]
-    ends = [t.dim(slice_sizes[a]) + starts[a] for a in range(rank)]
-    name = _slice(t, t.full(operand), starts, ends, range(rank), [1] * rank)
-    if dn.collapsed_slice_dims:
-      name = t.graph.node("Squeeze", [name, t.graph.const(np.array(dn.collapsed_slice_dims,
-                                                                    np.int64))])
-    return name
-  axis = _take_axis(operand.shape, indices.shape, dn, slice_sizes)
-  if axis is None:
-    raise UnsupportedError("ONNX export: gather other than a slice at constant indices or a "
-                           "take along one axis.")
-  return _take(t, eqn, operand, indices, axis, mode, fill_value)
-
-
-def _take_axis(shape, index_shape, dn, slice_sizes):
-  """The axis of a gather that is `jnp.take(x, indices, axis)`: indices `[..., 1]` into one
-  axis, whole slices of the others, the indices' axes in the operand's axis place; else
-  None."""
-  if (len(dn.start_index_map) != 1 or dn.operand_batching_dims or not index_shape
-      or index_shape[-1] != 1 or tuple(dn.collapsed_slice_dims) != tuple(dn.start_index_map)):
-    return None
-  axis, rank, k = dn.start_index_map[0], len(shape), len(index_shape) - 1
-  whole = all((slice_sizes[a] == 1) if a == axis else (slice_sizes[a] == shape[a])
-              for a in range(rank))
-  offsets = list(range(axis)) + list(range(axis + k, rank + k - 1))
-  return axis if whole and list(dn.offset_dims) == offsets else None
-
-
-def _take(t, eqn, operand: Value, indices: Value, axis: int, mode, fill_value) -> str:
-  """ONNX Gather along `axis`, indices clamped into range (modes CLIP and PROMISE_IN_BOUNDS);
-  FILL_OR_DROP puts `fill_value` (JAX's default: NaN, the lowest integer) where an index is
-  out of range."""
-  g = t.graph
-  rank, k = len(operand.shape), len(indices.shape) - 1
-  size = t.dim(operand.shape[axis])
-  size = size.name if isinstance(size, Dim) else g.const(np.array([size], np.int64))
-  index = g.node("Squeeze", [t.full(indices), g.const(np.array([-1], np.int64))])
-  index = g.node("Cast", [index], to=helper.np_dtype_to_tensor_dtype(np.dtype(np.int64)))
-  zero, one = g.const(np.int64(0)), g.const(np.int64(1))
-  clamped = g.node("Max", [g.node("Min", [index, g.node("Sub", [size, one])]), zero])
-  gathered = g.node("Gather", [t.full(operand), clamped], axis=int(axis))
-  if getattr(mode, "name", str(mode)) != "FILL_OR_DROP":
-    return gathered
-  dtype = _out(eqn)[1]
-  if fill_value is None:
-    fill_value = (np.nan if dtype.kind in "fc" else True if dtype == np.bool_
-                  else np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max)
-  inside = g.node("And", [g.node("GreaterOrEqual", [index, zero]),
-                          g.node("Less", [index, size])])
-  broadcast = list(range(axis)) + list(range(axis + k, rank + k - 1))
-  if broadcast:
-    inside = g.node("Unsqueeze", [inside, g.const(np.array(broadcast, np.int64))])
-  return g.node("Where", [inside, gathered, g.const(np.asarray(fill_value, dtype))])
-
-
-def _slice(t, x: str, starts, ends, axes, steps) -> str:
+def slice_node(t, x: str, starts, ends, axes, steps) -> str:
   g = t.graph
   return g.node("Slice", [x, g.ints(starts), g.ints(ends), g.ints(list(axes)), g.ints(steps)])
 
 
-@_rule("slice")
+@rule("slice")
 def _slice_rule(t, eqn, inputs, start_indices, limit_indices, strides=None, **_):
   rank = len(start_indices)
   steps = list(strides) if strides is not None else [1] * rank
-  return _slice(t, t.full(inputs[0]), [t.dim(s) for s in start_indices],
+  return slice_node(t, t.full(inputs[0]), [t.dim(s) for s in start_indices],
                 [t.dim(e) for e in limit_indices], range(rank), steps)
 
 
-@_rule("rev")
+@rule("rev")
 def _rev(t, eqn, inputs, dimensions, **_):
   n = len(dimensions)
-  return _slice(t, t.full(inputs[0]), [-1] * n, [_INT64_MIN] * n, dimensions, [-1] * n)
+  return slice_node(t, t.full(inputs[0]), [-1] * n, [_INT64_MIN] * n, dimensions, [-1] * n)
 
 
-@_rule("pad")
+@rule("pad")
 def _pad(t, eqn, inputs, padding_config, **_):
   x, value = inputs
   if any(interior != 0 for _, _, interior in padding_config):
@@ -339,7 +273,7 @@ def _pad(t, eqn, inputs, padding_config, **_):
     rank = len(shape)
     ends = [(t.dim(shape[i]) + h) if negative(h) else _INT64_MAX
             for i, h in enumerate(highs)]
-    name = _slice(t, name, [-lo if negative(lo) else 0 for lo in lows], ends, range(rank),
+    name = slice_node(t, name, [-lo if negative(lo) else 0 for lo in lows], ends, range(rank),
                   [1] * rank)
     lows = [0 if negative(d) else d for d in lows]
     highs = [0 if negative(d) else d for d in highs]
@@ -348,7 +282,7 @@ def _pad(t, eqn, inputs, padding_config, **_):
   return t.graph.node("Pad", [name, t.graph.ints(lows + highs), t.name(value)], mode="constant")
 
 
-@_rule("iota")
+@rule("iota")
 def _iota(t, eqn, inputs, dtype, shape, dimension, **_):
   g = t.graph
   size = t.dim(shape[dimension])
@@ -362,20 +296,20 @@ def _iota(t, eqn, inputs, dtype, shape, dimension, **_):
   return Tensor(values, tuple(shape), np.dtype(dtype), partial=len(shape) > 1)
 
 
-@_rule("dim_as_value")
+@rule("dim_as_value")
 def _dim_as_value(t, eqn, inputs, dim, **_):
   g = t.graph
   value = t.dim(dim)
   name = value.name if isinstance(value, Dim) else g.const(np.array([value], np.int64))
   scalar = g.node("Squeeze", [name, g.const(np.array([0], np.int64))])
-  return g.node("Cast", [scalar], to=helper.np_dtype_to_tensor_dtype(_out(eqn)[1]))
+  return g.node("Cast", [scalar], to=helper.np_dtype_to_tensor_dtype(output_aval(eqn)[1]))
 
 
 def _reduce(op: str) -> Rule:
-  def rule(t, eqn, inputs, axes, **_):
+  def translate(t, eqn, inputs, axes, **_):
     return t.graph.node(op, [t.full(inputs[0]), t.graph.const(np.array(axes, np.int64))],
                         keepdims=0)
-  return rule
+  return translate
 
 
 for _jax_name, _onnx_op in (("reduce_sum", "ReduceSum"), ("reduce_max", "ReduceMax"),
@@ -383,7 +317,7 @@ for _jax_name, _onnx_op in (("reduce_sum", "ReduceSum"), ("reduce_max", "ReduceM
   RULES[_jax_name] = _reduce(_onnx_op)
 
 
-@_rule("reduce_window_max")
+@rule("reduce_window_max")
 def _reduce_window_max(t, eqn, inputs, window_dimensions, window_strides, padding,
                        base_dilation, window_dilation, **_):
   """MaxPool over the windowed axes (Flax `max_pool`: NHWC), two window-1 axes as N, C, between
@@ -408,7 +342,7 @@ def _reduce_window_max(t, eqn, inputs, window_dimensions, window_strides, paddin
   return g.node("Transpose", [y], perm=[int(i) for i in np.argsort(perm)])
 
 
-@_rule("conv_general_dilated")
+@rule("conv_general_dilated")
 def _conv(t, eqn, inputs, window_strides, padding, lhs_dilation, rhs_dilation,
           dimension_numbers, feature_group_count, batch_group_count, **_):
   """Conv in NCHW between two Transposes; with `lhs_dilation` (Flax `ConvTranspose`), ONNX
@@ -449,7 +383,7 @@ def _conv(t, eqn, inputs, window_strides, padding, lhs_dilation, rhs_dilation,
   return g.node("Transpose", [y], perm=[int(i) for i in np.argsort(out_spec)])
 
 
-@_rule("dot_general")
+@rule("dot_general")
 def _dot_general(t, eqn, inputs, dimension_numbers, **_):
   """MatMul when there are no batch dimensions and the right side is a matrix contracted on one
   axis (dense layers, resize matrices; ONNX Runtime's Einsum is slower there); else Einsum."""
@@ -476,7 +410,11 @@ def _dot_general(t, eqn, inputs, dimension_numbers, **_):
            + [c for j, c in enumerate(rhs_letters) if j not in rhs_contract + rhs_batch])
     equation = f"{''.join(lhs_letters)},{''.join(rhs_letters)}->{''.join(out)}"
     result = g.node("Einsum", [t.full(lhs), t.full(rhs)], equation=equation)
-  dtype = _out(eqn)[1]
+  dtype = output_aval(eqn)[1]
   if np.dtype(lhs.dtype) != dtype:  # preferred_element_type.
     result = g.node("Cast", [result], to=helper.np_dtype_to_tensor_dtype(dtype))
   return result
+
+
+# The gather rules live in their own module; importing it registers them in RULES.
+from jaxsr.export import onnx_gather_rules  # noqa: E402,F401  pylint: disable=wrong-import-position,cyclic-import
