@@ -4,6 +4,7 @@
   python bench/compile_size.py --config=configs/swinir_classical_x4.py --batch=0 --patch=0
   python bench/compile_size.py --set=model.scan_blocks=False    # the unrolled trunk
   python bench/compile_size.py --config=configs/msrresnet_x4.py --cpu_compile=False
+  python bench/compile_size.py --config=configs/rcan_x4.py --batch=2 --patch=48 --init
 
 Needs no GPU: the jitted train step (the PSNR / GAN step of `builders.train_step_from_config`;
 for a real-world config the step on made pairs, without the degradation stage) is traced on
@@ -16,7 +17,8 @@ StableHLO converted, before any XLA pass): `hlo_instructions`, `hlo_conditional`
 `hlo_convolution`, `hlo_computations`. Then, unless --cpu_compile=False, the seconds to lower
 (`cpu_lower_s`) and compile (`cpu_compile_s`) the same step for the host CPU, and that program's
 temporary buffers (`cpu_temp_mib`, XLA's memory analysis: activations kept for the backward pass
-and scratch; what `model.remat` cuts). One JSON line per config.
+and scratch; what `model.remat` cuts). With --init, the same for the train state's init program
+(`measure_init`). One JSON line per config.
 """
 
 import ast
@@ -126,6 +128,26 @@ def measure(config, platform: str, cpu_compile: bool) -> dict:
   return result
 
 
+def measure_init(config, platform: str, cpu_compile: bool) -> dict:
+  """The train state's init program (`builders.build_state`'s: the generator's and
+  discriminator's `init` and the optimizer states) as lowered for `platform`: `init_ops`,
+  `init_rng_calls` (calls of JAX's random-number functions), then its CPU compile seconds."""
+  mesh = sharding.create_mesh()
+  comps = builders.components_from_config(config)
+  init = jax.jit(builders.state_init_fn(config, comps),
+                 out_shardings=sharding.replicated(mesh))
+  key = jax.random.key(config.seed)
+  text = init.trace(key).lower(lowering_platforms=(platform,)).as_text()
+  result = {"init_ops": stablehlo_counts(text)["ops"],
+            "init_rng_calls": len(re.findall(r"call @_(?:threefry|uniform|normal|truncated)",
+                                             text))}
+  if cpu_compile:
+    start = time.perf_counter()
+    init.trace(key).lower().compile()
+    result["cpu_init_compile_s"] = round(time.perf_counter() - start, 2)
+  return result
+
+
 def main(_):
   for path in FLAGS.config:
     config = config_base.config_from_file(path)
@@ -143,7 +165,9 @@ def main(_):
             k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
         "batch": config.batch_size, "lr_patch": config.data.gt_size // config.scale,
         "dtype": config.dtype, "platform": FLAGS.platform, "jax": jax.__version__,
-        **measure(config, FLAGS.platform, FLAGS.cpu_compile)}), flush=True)
+        **measure(config, FLAGS.platform, FLAGS.cpu_compile),
+        **(measure_init(config, FLAGS.platform, FLAGS.cpu_compile) if FLAGS.init else {})}),
+          flush=True)
 
 
 def _define_flags():
@@ -156,6 +180,8 @@ def _define_flags():
                             "string); may add model options, e.g. model.scan_blocks=False.")
   flags.DEFINE_string("platform", "cuda", "Platform the program is lowered for and counted.")
   flags.DEFINE_bool("cpu_compile", True, "Also time lowering and compiling the step on the CPU.")
+  flags.DEFINE_bool("init", False, "Also measure the train state's init program (init_ops, "
+                    "init_rng_calls, cpu_init_compile_s).")
 
 
 if __name__ == "__main__":

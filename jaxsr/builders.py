@@ -156,7 +156,7 @@ def components_from_config(config: ml_collections.ConfigDict) -> Components:
   return comps
 
 
-def _state_fn(config: ml_collections.ConfigDict, comps: Components) -> Callable:
+def state_init_fn(config: ml_collections.ConfigDict, comps: Components) -> Callable:
   """`key -> TrainState | GanState` (with a real-world run's empty training-pair pool)."""
   g_init = init_variables_fn(comps.model, config)
   pool_fn = lambda: {}
@@ -172,14 +172,14 @@ def _state_fn(config: ml_collections.ConfigDict, comps: Components) -> Callable:
 
 def build_state(config: ml_collections.ConfigDict, comps: Components, mesh: jax.sharding.Mesh):
   """A fresh train state from `config.seed`, replicated over the mesh."""
-  return jax.jit(_state_fn(config, comps),
+  return jax.jit(state_init_fn(config, comps),
                  out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed))
 
 
 def abstract_state(config: ml_collections.ConfigDict, comps: Components,
                    mesh: jax.sharding.Mesh):
   """ShapeDtypeStructs (replicated shardings) of the train state: a restore target, no memory."""
-  shapes = jax.eval_shape(_state_fn(config, comps), jax.random.key(0))
+  shapes = jax.eval_shape(state_init_fn(config, comps), jax.random.key(0))
   rep = sharding.replicated(mesh)
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 

@@ -5,6 +5,7 @@ the train step lowered for a GPU holds one copy of a block, whatever their numbe
 
 import importlib.util
 import pathlib
+import re
 
 import jax
 import jax.numpy as jnp
@@ -139,3 +140,39 @@ def test_gpu_train_step_program_holds_one_block(config_name, max_convs, max_dots
   assert counts["ops"] <= max_ops, counts
   assert counts["while"] == whiles, counts
   assert counts["custom_call"] == 0, counts
+
+
+def test_init_generates_one_blocks_random_numbers_per_kind_of_block():
+  """Deep trunks initialise through one vmapped init per kind of block (`layers._init_blocks`):
+  the init program's random-number generation does not grow with the block count (RCAN's 200
+  blocks compiled for minutes), and every block still gets its own values from the same
+  initialisers."""
+  def init_text(blocks):
+    model = models.create_model("rcan", 2, n_resgroups=2, n_resblocks=blocks, n_feats=8,
+                                reduction=4)
+    return jax.jit(lambda k: model.init(k, X)).lower(jax.random.key(0)).as_text()
+  # Calls of the random-number functions (each initialiser's, each key's fold-in).
+  calls = [len(re.findall(r"call @_(threefry|uniform|normal|truncated)", init_text(n)))
+           for n in (2, 6)]
+  assert calls[0] == calls[1] > 0, calls
+
+  model = models.create_model("rcan", 2, n_resgroups=2, n_resblocks=6, n_feats=8, reduction=4)
+  params = jax.jit(model.init)(jax.random.key(0), X)["params"]
+  kernels = [np.asarray(params[f"body_{g}"][f"body_{b}"]["body_0"]["kernel"])
+             for g in range(2) for b in range(6)]
+  assert len({k.tobytes() for k in kernels}) == len(kernels)  # No two blocks alike.
+  stds = np.array([k.std() for k in kernels])
+  np.testing.assert_allclose(stds, stds.mean(), rtol=0.35)  # One initialiser for all.
+
+
+def test_compile_size_counts_the_init_programs_random_calls():
+  """bench/compile_size.py --init: RCAN's whole train-state init, lowered for CUDA, holds the
+  random numbers of one RCAB and one group, whatever the counts (the shipped 10 x 20 too)."""
+  compile_size = _compile_size()
+  counts = []
+  for groups, blocks in ((2, 2), (10, 20)):
+    config = config_base.config_from_file(str(REPO / "configs" / "rcan_x4.py"))
+    config.model.n_resgroups, config.model.n_resblocks, config.model.n_feats = groups, blocks, 8
+    config.model.reduction = 4
+    counts.append(compile_size.measure_init(config, "cuda", cpu_compile=False))
+  assert counts[0]["init_rng_calls"] == counts[1]["init_rng_calls"] > 0, counts
