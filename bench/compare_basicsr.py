@@ -4,7 +4,8 @@ one JSON line per row (stdout; logs go to stderr).
 The BasicSR side is BasicSR's own code: its archs built by its model classes from an opt dict
 like its train_*.yml (`basicsr.models.build_model(opt)`), fed with `model.feed_data({'lq',
 'gt'})` and timed on `model.optimize_parameters(current_iter)`: `SRModel` for the PSNR rows,
-`ESRGANModel` (G step, then D step, EMA) for the GAN row. The jaxsr side is
+`ESRGANModel` (G step, then D step, EMA) for the GAN row, realesrgan 0.3.0's `RealESRGANModel`
+for the Real-ESRGAN row. The jaxsr side is
 `step_timer.time_train_step` on the matching configs/*.py (its jit-compiled train step; compile
 time excluded). The BasicSR opt is derived from the jaxsr config (same architecture
 hyper-parameters, batch, LR patch, losses and weights, Adam betas / lr / weight decay, EMA decay,
@@ -27,6 +28,17 @@ Rows (--rows, default all; --batch / --lr_size override the shapes of every sele
                     'experiments/pretrained_models/vgg19-dcbb9e9d.pth', under the temporary
                     working directory of the torch process). --perceptual=off drops the
                     perceptual loss on both sides.
+  realesrgan        configs/realesrgan_x4plus.py against realesrgan 0.3.0's RealESRGANModel
+                    (`optimize_parameters`: G step, then D step, EMA): RRDBNet 64x23 G +
+                    UNetDiscriminatorSN (64, skips; realesrgan's own arch); batch 4 (the
+                    yml's 12 cut to 4), LR 64 (GT 256); L1 1.0 and VGG19 perceptual (conv1_2
+                    .. conv5_4 weighted 0.1 0.1 1 1 1, L1) on the USM-sharpened GT + vanilla
+                    GAN 0.1 on the plain GT; Adam 1e-4 (0.9, 0.99) for G and D, MultiStepLR;
+                    EMA 0.999. The step only: feed_data's paired path (lq, gt, USM of gt) is
+                    untimed, the degradations are bench/degrade.py's; jaxsr's side is its GAN
+                    step on ready pairs (the config without its degradation stage). VGG19
+                    weights random on both sides, as esrgan's. On the CPU RealESRGANModel's
+                    `.cuda()` calls return the tensor (bench/degrade.py's cuda_is_identity).
   swinir_light      configs/swinir_light_x4.py: SwinIR-S x4, embed 60, depths / heads 6x4,
                     window 8, mlp 2, 'pixelshuffledirect'; batch 16, LR 64 (img_size 64).
   swinir_classical  configs/swinir_classical_x2.py: SwinIR-M x2, embed 180, depths / heads 6x6,
@@ -78,7 +90,8 @@ does not load with the 2.13.0+cpu wheel, its compiled ops need libtorch_cuda):
       addict future yapf requests
   /tmp/benchvenv/bin/pip install --no-build-isolation --no-deps basicsr==1.4.2
 (basicsr's build imports torch, hence --no-build-isolation; --no-deps keeps its unpinned
-requirements from replacing torch. torchvision must be the build made for that torch.)
+requirements from replacing torch. torchvision must be the build made for that torch.) The
+realesrgan row also needs `pip install --no-build-isolation --no-deps realesrgan==0.3.0`.
 basicsr 1.4.2 imports `torchvision.transforms.functional_tensor`, gone since torchvision 0.17:
 the torch process aliases it to `torchvision.transforms.functional` before importing basicsr;
 nothing else of BasicSR is patched.
@@ -95,6 +108,8 @@ Smoke test (tiny shapes, both sides; esrgan needs HR 128 or 256 for the VGG-styl
   venv/bin/python bench/compare_basicsr.py --torch_python=/tmp/benchvenv/bin/python \
       --rows=esrgan --batch=1 --lr_size=32 --warmup=1 --steps=1
   venv/bin/python bench/compare_basicsr.py --torch_python=/tmp/benchvenv/bin/python \
+      --rows=realesrgan --tiny --batch=1 --lr_size=8 --warmup=1 --steps=1
+  venv/bin/python bench/compare_basicsr.py --torch_python=/tmp/benchvenv/bin/python \
       --rows=span,dat,omnisr,realplksr,hat,rcan --tiny --batch=2 --lr_size=16 --warmup=1 \
       --steps=1
 The plain rows need spandrel 0.4.2 in --torch_python (`pip install spandrel==0.4.2`); their
@@ -103,7 +118,6 @@ measurement (~1-4 min per row on 2 cores):
       --rows=span,dat,omnisr,realplksr,hat,rcan --warmup=1 --steps=3
 """
 
-import argparse
 import contextlib
 import copy
 import importlib.util
@@ -129,6 +143,8 @@ ROWS = {
     "msrresnet": ("msrresnet_x4.py", 16, 32, "SRModel"),
     "rrdbnet": ("rrdbnet_psnr_x4.py", 4, 32, "SRModel"),
     "esrgan": ("esrgan_x4.py", 4, 32, "ESRGANModel"),
+    # realesrgan's RealESRGANModel (its package registers the model and UNetDiscriminatorSN).
+    "realesrgan": ("realesrgan_x4plus.py", 4, 64, "RealESRGANModel"),
     "swinir_light": ("swinir_light_x4.py", 16, 64, "SRModel"),
     "swinir_classical": ("swinir_classical_x2.py", 4, 48, "SRModel"),
     # BasicSR 1.4.2 has none of these archs: a plain PyTorch step with spandrel's module.
@@ -142,19 +158,13 @@ ROWS = {
 # jaxsr model fields with no effect on the math (implementation choices: attention kernel,
 # scanned / rematerialised blocks).
 _IMPL_FIELDS = {"name", "attention", "scan_blocks", "remat"}
+# The GAN models' BasicSR class -> (the GAN loss and the jaxsr discriminator it takes).
+GAN_MODELS = {"ESRGANModel": ("ragan", "vgg_style"), "RealESRGANModel": ("vanilla", "unet_sn")}
 # The same for the plain rows' models (DAT's min_size pads only images under 16 pixels,
 # smaller than any patch here).
 _PLAIN_IMPL_FIELDS = _IMPL_FIELDS | {"min_size"}
 # --tiny for the plain rows (step_timer.shrink knows the BasicSR rows' models only).
-PLAIN_TINY = {
-    "span": {"feature_channels": 4},
-    "dat": {"embed_dim": 32, "split_size": (2, 4), "depth": (2,), "num_heads": (2,),
-            "expansion_factor": 1.0},
-    "omnisr": {"num_feat": 8, "res_num": 1, "window_size": 4},
-    "realplksr": {"dim": 8, "n_blocks": 1, "kernel_size": 5},
-    "hat": {"embed_dim": 30, "depths": (2,), "num_heads": (2,), "window_size": 4},
-    "rcan": {"n_resgroups": 1, "n_resblocks": 2, "n_feats": 8, "reduction": 4},
-}
+PLAIN_TINY = peer_process.FAMILY_TINY
 
 
 # ----------------------------------------------------------------------------- helpers (both)
@@ -175,12 +185,7 @@ def torch_child(spec_path: str, out_path: str) -> None:
   import numpy as np
   import torch
   torch.set_num_threads(spec["threads"])
-  import torchvision
-  import torchvision.transforms.functional
-  # basicsr 1.4.2 (basicsr/data/degradations.py) imports this module, removed in torchvision
-  # 0.17; its one use (rgb_to_grayscale) lives on in transforms.functional.
-  sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                         torchvision.transforms.functional)
+  peer_process.alias_functional_tensor()
   tmp = tempfile.mkdtemp(prefix="compare_basicsr_")
   cwd = os.getcwd()
   try:
@@ -208,15 +213,26 @@ def torch_child(spec_path: str, out_path: str) -> None:
       opt["num_gpu"] = 1
       torch.backends.cudnn.benchmark = True
       torch.backends.cuda.matmul.allow_tf32 = mode == "float32_tf32"
+    real_esrgan = opt["model_type"] == "RealESRGANModel"
+    peer_versions = {}
+    if real_esrgan:
+      import realesrgan.version  # registers RealESRGANModel and its UNetDiscriminatorSN
+      peer_versions["realesrgan"] = realesrgan.version.__version__
     torch.manual_seed(spec["seed"])
-    model = build_model(opt)
+    # RealESRGANModel.__init__ puts its DiffJPEG and USMSharp on the GPU with `.cuda()`: on
+    # the CPU (smoke runs) `.cuda()` returns the tensor itself (bench/degrade.py's patch).
+    from degrade import cuda_is_identity  # bench/degrade.py
+    with cuda_is_identity() if real_esrgan and device == "cpu" else contextlib.nullcontext():
+      model = build_model(opt)
     if mode == "best":
       tune_for_speed(model)
     rng = np.random.default_rng(0)
     b, lr, hr = spec["batch"], spec["lr_size"], spec["hr_size"]
     data = {"lq": torch.from_numpy(rng.random((b, 3, lr, lr), np.float32)),
             "gt": torch.from_numpy(rng.random((b, 3, hr, hr), np.float32))}
-    if mode == "best":
+    # (RealESRGANModel's feed_data makes lq contiguous and its USM `.view`s gt: no
+    # channels_last input for it.)
+    if mode == "best" and not real_esrgan:
       data = {k: v.contiguous(memory_format=torch.channels_last) for k, v in data.items()}
     autocast = (torch.autocast(device_type=device, dtype=torch.bfloat16)
                 if mode in ("bf16_autocast", "best") else contextlib.nullcontext())
@@ -242,25 +258,13 @@ def torch_child(spec_path: str, out_path: str) -> None:
       times.append(time.perf_counter() - start)
     count = lambda net: sum(p.numel() for p in net.parameters())
     cls = type(model)
-    result = {
-        "median_s": round(statistics.median(times), 4),
-        "times_s": [round(t, 4) for t in times],
-        "model_class": f"{cls.__module__}.{cls.__qualname__}",
-        "step_fn": f"{cls.optimize_parameters.__module__}."
-                   f"{cls.optimize_parameters.__qualname__}",
-        "params_g": count(model.net_g),
-        "params_d": count(model.net_d) if hasattr(model, "net_d") else None,
-        "ema": hasattr(model, "net_g_ema"),
-        "threads": torch.get_num_threads(),
-        "device": device, "mode": mode,
-        "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
-        "max_mem_gb": (round(torch.cuda.max_memory_allocated() / 2**30, 2)
-                       if device == "cuda" else None),
-        "interop_threads": torch.get_num_interop_threads(),
-        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
-                     "basicsr": basicsr.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-    }
+    result = torch_result(
+        times, device, mode, {"basicsr": basicsr.__version__, **peer_versions},
+        model_class=f"{cls.__module__}.{cls.__qualname__}",
+        step_fn=f"{cls.optimize_parameters.__module__}.{cls.optimize_parameters.__qualname__}",
+        params_g=count(model.net_g),
+        params_d=count(model.net_d) if hasattr(model, "net_d") else None,
+        ema=hasattr(model, "net_g_ema"))
   finally:
     os.chdir(cwd)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -303,7 +307,6 @@ def plain_torch_step(spec: dict) -> dict:
   import importlib
   import numpy as np
   import torch
-  import torchvision
   torch.set_num_threads(spec["threads"])
   import spandrel
   device = spec.get("device", "cpu")
@@ -376,25 +379,37 @@ def plain_torch_step(spec: dict) -> dict:
     step()
     sync()
     times.append(time.perf_counter() - start)
+  return torch_result(
+      times, device, mode, {"spandrel": spandrel.__version__},
+      model_class=f"{module_name}.{class_name}",
+      step_fn="compare_basicsr.plain_torch_step (zero_grad, forward, "
+              f"{t['pixel']} loss, backward, {adam.__name__}.step, "
+              f"{type(scheduler).__name__}.step{', EMA' if net_ema is not None else ''})",
+      # Parameters the step trains (that got a gradient): SPAN's `eval_conv`s are parameters
+      # the training forward does not use (Adam skips them; the EMA copies them as BasicSR's).
+      params_g=sum(p.numel() for p in params if p.grad is not None), params_d=None,
+      ema=net_ema is not None)
+
+
+def torch_result(times: list, device: str, mode: str, packages: dict, **fields) -> dict:
+  """The torch process's result: the step's `fields` (model_class, step_fn, params_g,
+  params_d, ema), the median and each of the step `times` (s), the threads, device, mode, GPU
+  and its peak memory, and the versions (torch, torchvision, numpy, python and `packages`)."""
+  import numpy as np
+  import torch
+  import torchvision
   return {
       "median_s": round(statistics.median(times), 4),
       "times_s": [round(x, 4) for x in times],
-      "model_class": f"{module_name}.{class_name}",
-      "step_fn": "compare_basicsr.plain_torch_step (zero_grad, forward, "
-                 f"{t['pixel']} loss, backward, {adam.__name__}.step, "
-                 f"{type(scheduler).__name__}.step{', EMA' if net_ema is not None else ''})",
-      # Parameters the step trains (that got a gradient): SPAN's `eval_conv`s are parameters
-      # the training forward does not use (Adam skips them; the EMA copies them as BasicSR's).
-      "params_g": sum(p.numel() for p in params if p.grad is not None), "params_d": None,
-      "ema": net_ema is not None, "threads": torch.get_num_threads(),
+      **fields,
+      "threads": torch.get_num_threads(),
       "device": device, "mode": mode,
       "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
       "max_mem_gb": (round(torch.cuda.max_memory_allocated() / 2**30, 2)
                      if device == "cuda" else None),
       "interop_threads": torch.get_num_interop_threads(),
       "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
-                   "spandrel": spandrel.__version__, "numpy": np.__version__,
-                   "python": platform.python_version()},
+                   **packages, "numpy": np.__version__, "python": platform.python_version()},
   }
 
 
@@ -443,9 +458,7 @@ def network_g(m, scale: int, lr_size: int) -> dict:
            "resi_connection": get("resi_connection", "1conv")}
   else:
     raise ValueError(f"no BasicSR counterpart mapped for jaxsr model {name!r}")
-  unmapped = sorted(set(fields) - _IMPL_FIELDS)
-  if unmapped:
-    raise ValueError(f"jaxsr model fields {unmapped} have no BasicSR mapping here")
+  _check_mapped(fields, _IMPL_FIELDS, "BasicSR")
   return net
 
 
@@ -519,10 +532,15 @@ def plain_peer(m, scale: int, lr_size: int) -> list:
              "unshuffle_mod": get("unshuffle_mod")}]
   else:
     raise ValueError(f"no spandrel counterpart mapped for jaxsr model {name!r}")
-  unmapped = sorted(set(fields) - _PLAIN_IMPL_FIELDS)
-  if unmapped:
-    raise ValueError(f"jaxsr model fields {unmapped} have no spandrel mapping here")
+  _check_mapped(fields, _PLAIN_IMPL_FIELDS, "spandrel")
   return peer
+
+
+def _check_mapped(fields: dict, impl_fields: set, peer: str) -> None:
+  """ValueError naming the jaxsr model `fields` left unmapped, other than `impl_fields`."""
+  unmapped = sorted(set(fields) - impl_fields)
+  if unmapped:
+    raise ValueError(f"jaxsr model fields {unmapped} have no {peer} mapping here")
 
 
 def plain_train_spec(c) -> dict:
@@ -637,26 +655,53 @@ def build_row(row: str, args):
                           **opt["peer"][2]}, "network_d": None}
     return c, opt, desc
   gan = "discriminator" in c
+  if ("degradation" in c) != (model_type == "RealESRGANModel"):
+    raise ValueError(f"{row}: BasicSR's {model_type} and a "
+                     f"{'real-world' if 'degradation' in c else 'bicubic'} jaxsr config")
   if gan:
-    if c.loss.gan_type != "ragan":
-      raise ValueError(f"{row}: BasicSR's ESRGANModel is relativistic (ragan), jaxsr config "
-                       f"has {c.loss.gan_type}")
+    if model_type not in GAN_MODELS:
+      raise ValueError(f"{row}: {model_type} trains no discriminator")
+    gan_type, d_name = GAN_MODELS[model_type]
+    if c.loss.gan_type != gan_type:
+      raise ValueError(f"{row}: BasicSR's {model_type} takes the {gan_type} GAN loss, jaxsr "
+                       f"config has {c.loss.gan_type}")
     if args.perceptual == "off":
       c.loss.perceptual_weight = c.loss.style_weight = 0.0
-    if c.discriminator.name != "vgg_style":
+    if c.discriminator.name != d_name:
       raise ValueError(f"{row}: discriminator {c.discriminator.name} not mapped")
-    if hr_size not in (128, 256):
-      raise ValueError(f"{row}: the VGG-style D takes HR 128 or 256, not {hr_size} "
-                       f"(--lr_size={128 // c.scale} or {256 // c.scale})")
-    c.discriminator.input_size = hr_size
+    if d_name == "vgg_style":
+      if hr_size not in (128, 256):
+        raise ValueError(f"{row}: the VGG-style D takes HR 128 or 256, not {hr_size} "
+                         f"(--lr_size={128 // c.scale} or {256 // c.scale})")
+      c.discriminator.input_size = hr_size
+    elif hr_size % 8:
+      raise ValueError(f"{row}: the U-Net D takes an HR side divisible by 8, not {hr_size}")
   opt = {"name": f"compare_basicsr_{row}", "model_type": model_type, "scale": c.scale,
          "num_gpu": 0, "dist": False, "rank": 0, "world_size": 1, "is_train": True,
          "manual_seed": 0, "network_g": network_g(c.model, c.scale, lr_size),
          "train": train_opt(c, gan)}
-  if gan:
+  if gan and d_name == "vgg_style":
     opt["network_d"] = {"type": "VGGStyleDiscriminator", "num_in_ch": 3,
                         "num_feat": c.discriminator.get("num_feat", 64),
                         "input_size": hr_size}
+  elif gan:
+    opt["network_d"] = {"type": "UNetDiscriminatorSN",  # realesrgan's own (the yml's type)
+                        "num_in_ch": c.discriminator.get("num_in_ch", 3),
+                        "num_feat": c.discriminator.get("num_feat", 64),
+                        "skip_connection": c.discriminator.get("skip_connection", True)}
+  if "degradation" in c:
+    # RealESRGANModel's own options (train_realesrgan_x4plus.yml): which targets are
+    # USM-sharpened, the pool size; feed_data takes the paired path (lq, gt, gt_usm = USM(gt)):
+    # the second-order degradations are timed by bench/degrade.py (the suite adds the two).
+    d = c.degradation
+    opt.update(l1_gt_usm=d.l1_gt_usm, percep_gt_usm=d.percep_gt_usm, gan_gt_usm=d.gan_gt_usm,
+               queue_size=d.queue_size, high_order_degradation=False)
+    # jaxsr's side: the config's train step on ready pairs, as optimize_parameters (its
+    # degradation stage is bench/realworld_step.py's pairs_s; USM targets cost no step time).
+    from jaxsr import config_base
+    del c.degradation
+    for key in set(c.data) - set(config_base.gan_config().data):  # the host's 400 crops
+      del c.data[key]
   loss = c.loss
   terms = [f"{loss.pixel}*{loss.pixel_weight:g}"] if loss.pixel_weight else []
   if loss.perceptual_weight:
@@ -724,10 +769,7 @@ def jax_versions() -> dict:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--rows", default=",".join(ROWS),
-                      help=f"comma list of rows (default all): {', '.join(ROWS)}")
+  parser = peer_process.row_parser(__doc__, ROWS)
   parser.add_argument("--batch", type=int, default=0, help="batch of every row (0: row's)")
   parser.add_argument("--lr_size", type=int, default=0,
                       help="LR patch side of every row (0: row's); HR = scale * LR")
@@ -761,10 +803,7 @@ def main() -> None:
   side.add_argument("--torch_only", action="store_true", help="time only BasicSR")
   side.add_argument("--jax_only", action="store_true", help="time only jaxsr")
   args = parser.parse_args()
-  rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-  unknown = [r for r in rows if r not in ROWS]
-  if unknown:
-    parser.error(f"unknown rows {unknown}; rows: {list(ROWS)}")
+  rows = peer_process.selected_rows(parser, args.rows, ROWS)
   if args.steps < 1 or args.warmup < 0:
     parser.error("--steps >= 1, --warmup >= 0")
   logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -794,7 +833,13 @@ def main() -> None:
                    "config")
       if "drop_path_rate" in opt["peer"][2]:
         notes.append(f"drop_path_rate {opt['peer'][2]['drop_path_rate']} on both sides")
-    if row == "esrgan":
+    if opt.get("model_type") == "RealESRGANModel":
+      notes.append("both sides time the GAN step on ready pairs: RealESRGANModel.feed_data's "
+                   "paired path (lq, gt, USM of gt) runs untimed before each "
+                   "optimize_parameters; the second-order degradations are bench/degrade.py's "
+                   "(bench/gpu_suite.py adds its feed_data row), jaxsr's real-world step with "
+                   "them bench/realworld_step.py")
+    if row in ("esrgan", "realesrgan"):
       if c.loss.perceptual_weight:
         notes.append("perceptual VGG19 loss on both sides with random weights (no download; "
                      "timing does not depend on them): jaxsr a random Keras .h5, BasicSR a "

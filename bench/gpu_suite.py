@@ -10,9 +10,10 @@ jaxsr's compile time and MFU). A row that fails, or runs past its limit, records
 the last lines of its log, and loses only itself; rows past `--budget_s` are skipped by name.
 Imports only the standard library: jax runs in the row processes (this Python), torch in
 `--torch_python` (bench/compare_basicsr.py, bench/inference.py and bench/degrade.py run the
-peers: BasicSR's `SRModel` / `ESRGANModel.optimize_parameters`, its archs for inference,
-Real-ESRGAN's `feed_data`). No row may import TensorFlow: a stand-in `tensorflow` package that
-raises on import is put first on the rows' PYTHONPATH.
+peers: BasicSR's `SRModel` / `ESRGANModel.optimize_parameters` and realesrgan's
+`RealESRGANModel.optimize_parameters`, BasicSR's archs for inference, Real-ESRGAN's
+`feed_data`). No row may import TensorFlow: a stand-in `tensorflow` package that raises on
+import is put first on the rows' PYTHONPATH.
 
 Rows (ms per train step, median of --steps after --warmup; inference: one 256x256 -> 1024x1024
 image, batch 1):
@@ -29,6 +30,11 @@ image, batch 1):
                                    LR 64), bf16 autocast; with degrade/torch it makes the
                                    peer's Real-ESRNet step (their sum: Real-ESRGAN's feed_data
                                    runs on the GPU before optimize_parameters)
+  realworld/realesrgan_b12/torch   realesrgan's RealESRGANModel.optimize_parameters (RRDBNet G
+                                   + UNetDiscriminatorSN, L1 + VGG19 perceptual on the USM GT +
+                                   vanilla GAN 0.1, EMA 0.999) at Real-ESRGAN's shape (batch
+                                   12, LR 64), bf16 autocast, random VGG19 weights; with
+                                   degrade/torch the peer's Real-ESRGAN step
   infer/<model>/<float32|half>     bench/inference.py, both sides (torch: eval, inference_mode;
                                    half = torch float16, jaxsr bfloat16), + `best` (torch
                                    channels_last and torch.compile); msrresnet, rrdbnet, srvgg,
@@ -94,6 +100,38 @@ class Row:
   limit_s: float = 240.0
 
 
+def train_rows(prefix: str, model: str, common: list, a, device: str) -> list:
+  """compare_basicsr.py's rows of one model: `<prefix><model>/<f32|bf16>/jaxsr` and
+  `<prefix><model>/<float32|bf16_autocast|best>/torch` (`common`: the row, shapes, steps)."""
+  rows = []
+  for dtype, tag in (("float32", "f32"), ("bfloat16", "bf16")):
+    rows.append(Row(f"{prefix}{model}/{tag}/jaxsr", "compare_basicsr.py",
+                    common + ["--jax_only", f"--dtype={dtype}"]))
+  for mode in ("float32", "bf16_autocast", "best"):
+    rows.append(Row(f"{prefix}{model}/{mode}/torch", "compare_basicsr.py",
+                    common + ["--torch_only", f"--torch_device={device}",
+                              f"--torch_mode={mode}", f"--torch_python={a.torch_python}"],
+                    needs_torch=True, limit_s=300 if mode == "best" else 180))
+  return rows
+
+
+def infer_rows(prefix: str, model: str, shapes: list, a, device: str) -> list:
+  """inference.py's rows of one model: `<prefix><model>/<float32|half>` (jaxsr and torch) and
+  `<prefix><model>/half/torch_best` (`shapes`: size, runs, tiny)."""
+  rows = []
+  for precision in ("float32", "half"):
+    rows.append(Row(f"{prefix}{model}/{precision}", "inference.py",
+                    [f"--rows={model}", f"--precision={precision}", "--sides=jaxsr,torch",
+                     f"--torch_device={device}", f"--torch_python={a.torch_python}",
+                     *shapes], needs_torch=True))
+  rows.append(Row(f"{prefix}{model}/half/torch_best", "inference.py",
+                  [f"--rows={model}", "--precision=half", "--sides=torch",
+                   "--torch_mode=best", f"--torch_device={device}",
+                   f"--torch_python={a.torch_python}", *shapes],
+                  needs_torch=True, limit_s=300))
+  return rows
+
+
 def build_rows(a) -> list:
   """Every row, most important first (the budget cuts from the end)."""
   smoke = a.smoke
@@ -105,28 +143,12 @@ def build_rows(a) -> list:
   for model, (batch, lr) in TRAIN.items():
     if smoke:
       batch, lr = 1, (32 if model == "esrgan" else 8)  # the VGG-style D takes HR 128
-    common = ["--rows=" + model, f"--batch={batch}", f"--lr_size={lr}", *steps, *tiny]
-    for dtype, tag in (("float32", "f32"), ("bfloat16", "bf16")):
-      rows.append(Row(f"train/{model}/{tag}/jaxsr", "compare_basicsr.py",
-                      common + ["--jax_only", f"--dtype={dtype}"]))
-    for mode in ("float32", "bf16_autocast", "best"):
-      rows.append(Row(f"train/{model}/{mode}/torch", "compare_basicsr.py",
-                      common + ["--torch_only", f"--torch_device={device}",
-                                f"--torch_mode={mode}", f"--torch_python={a.torch_python}"],
-                      needs_torch=True, limit_s=300 if mode == "best" else 180))
+    rows += train_rows("train/", model, ["--rows=" + model, f"--batch={batch}",
+                                         f"--lr_size={lr}", *steps, *tiny], a, device)
   size = ["--size=16"] if smoke else ["--size=256"]
   runs = ["--warmup=1", "--runs=1"] if smoke else ["--warmup=2", "--runs=10"]
   for model in INFER:
-    for precision in ("float32", "half"):
-      rows.append(Row(f"infer/{model}/{precision}", "inference.py",
-                      [f"--rows={model}", f"--precision={precision}", "--sides=jaxsr,torch",
-                       f"--torch_device={device}", f"--torch_python={a.torch_python}",
-                       *size, *runs, *tiny], needs_torch=True))
-    rows.append(Row(f"infer/{model}/half/torch_best", "inference.py",
-                    [f"--rows={model}", "--precision=half", "--sides=torch",
-                     "--torch_mode=best", f"--torch_device={device}",
-                     f"--torch_python={a.torch_python}", *size, *runs, *tiny],
-                    needs_torch=True, limit_s=300))
+    rows += infer_rows("infer/", model, [*size, *runs, *tiny], a, device)
   degrade = (["--batch=1", "--queue_size=2", "--repeats=1", "--warmup=1"] if smoke
              else ["--batch=12", "--repeats=10"])
   rows.append(Row("degrade/jaxsr", "degrade.py",
@@ -140,32 +162,20 @@ def build_rows(a) -> list:
                     [f"--config={REPO}/configs/{name}_x4plus.py", "--random_vgg",
                      "--dtype=bfloat16", *realworld], limit_s=300))
   b12 = ["--batch=1", "--lr_size=8", "--tiny"] if smoke else ["--batch=12", "--lr_size=64"]
-  rows.append(Row("realworld/rrdbnet_b12/torch", "compare_basicsr.py",
-                  ["--rows=rrdbnet", *b12, *steps, "--torch_only",
-                   f"--torch_device={device}", "--torch_mode=bf16_autocast",
-                   f"--torch_python={a.torch_python}"], needs_torch=True))
+  # The peers' steps at the real-world configs' shape (batch 12, LR 64), AMP bf16; each with
+  # degrade/torch (Real-ESRGAN's feed_data) makes the peer's real-world step.
+  for row_id, row, limit_s in (("rrdbnet_b12", "rrdbnet", 240.0),
+                               ("realesrgan_b12", "realesrgan", 300.0)):
+    rows.append(Row(f"realworld/{row_id}/torch", "compare_basicsr.py",
+                    [f"--rows={row}", *b12, *steps, "--torch_only",
+                     f"--torch_device={device}", "--torch_mode=bf16_autocast",
+                     f"--torch_python={a.torch_python}"], needs_torch=True, limit_s=limit_s))
   for model, (batch, lr) in FAMILIES.items():
     if smoke:  # DAT's BatchNorm needs batch >= 2; OmniSR's ESA LR >= 15
       batch, lr = (2 if model == "dat" else 1), 16
-    common = ["--rows=" + model, f"--batch={batch}", f"--lr_size={lr}", *steps, *tiny]
-    for dtype, tag in (("float32", "f32"), ("bfloat16", "bf16")):
-      rows.append(Row(f"family/train/{model}/{tag}/jaxsr", "compare_basicsr.py",
-                      common + ["--jax_only", f"--dtype={dtype}"]))
-    for mode in ("float32", "bf16_autocast", "best"):
-      rows.append(Row(f"family/train/{model}/{mode}/torch", "compare_basicsr.py",
-                      common + ["--torch_only", f"--torch_device={device}",
-                                f"--torch_mode={mode}", f"--torch_python={a.torch_python}"],
-                      needs_torch=True, limit_s=300 if mode == "best" else 180))
-    for precision in ("float32", "half"):
-      rows.append(Row(f"family/infer/{model}/{precision}", "inference.py",
-                      [f"--rows={model}", f"--precision={precision}", "--sides=jaxsr,torch",
-                       f"--torch_device={device}", f"--torch_python={a.torch_python}",
-                       *size, *runs, *tiny], needs_torch=True))
-    rows.append(Row(f"family/infer/{model}/half/torch_best", "inference.py",
-                    [f"--rows={model}", "--precision=half", "--sides=torch",
-                     "--torch_mode=best", f"--torch_device={device}",
-                     f"--torch_python={a.torch_python}", *size, *runs, *tiny],
-                    needs_torch=True, limit_s=300))
+    rows += train_rows("family/train/", model, ["--rows=" + model, f"--batch={batch}",
+                                                f"--lr_size={lr}", *steps, *tiny], a, device)
+    rows += infer_rows("family/infer/", model, [*size, *runs, *tiny], a, device)
   return rows
 
 
@@ -240,6 +250,24 @@ def _get(done: dict, row_id: str, key: str):
   return None
 
 
+def _infer_lines(done: dict, prefix: str, model: str, peer_note: str, goal_peer, goal_best
+                 ) -> list:
+  """The table lines of `infer_rows`' rows: float32 and half against torch (`peer_note` after
+  the peer's name), half against torch at its best."""
+  lines = []
+  for precision in ("float32", "half"):
+    row_id = f"{prefix}{model}/{precision}"
+    lines.append((f"inference {model} {precision}", _get(done, row_id, "jaxsr_median_s"),
+                  f"torch {precision}{peer_note}", _get(done, row_id, "torch_median_s"),
+                  goal_peer, _get(done, row_id, "jaxsr_compile_s"), None))
+  lines.append((f"inference {model} half", _get(done, f"{prefix}{model}/half",
+                                                "jaxsr_median_s"),
+                "torch best fp16 (channels_last, compile)",
+                _get(done, f"{prefix}{model}/half/torch_best", "torch_median_s"), goal_best,
+                None, None))
+  return lines
+
+
 def comparisons(done: dict) -> list:
   """(label, jaxsr seconds, peer label, peer seconds, goal, jaxsr compile s, MFU) per line."""
   lines = []
@@ -254,26 +282,20 @@ def comparisons(done: dict) -> list:
                     _get(done, f"train/{model}/{peer_mode}/torch", "torch_median_s"), goal,
                     _get(done, jax_id, "jaxsr_compile_s"), _get(done, jax_id, "jaxsr_mfu")))
   for model in INFER:
-    for precision in ("float32", "half"):
-      row_id = f"infer/{model}/{precision}"
-      lines.append((f"inference {model} {precision}", _get(done, row_id, "jaxsr_median_s"),
-                    f"torch {precision}", _get(done, row_id, "torch_median_s"), GOAL_PEER,
-                    _get(done, row_id, "jaxsr_compile_s"), None))
-    lines.append((f"inference {model} half", _get(done, f"infer/{model}/half",
-                                                  "jaxsr_median_s"),
-                  "torch best fp16 (channels_last, compile)",
-                  _get(done, f"infer/{model}/half/torch_best", "torch_median_s"), GOAL_BEST,
-                  None, None))
+    lines += _infer_lines(done, "infer/", model, "", GOAL_PEER, GOAL_BEST)
   lines.append(("degradation stage", _get(done, "degrade/jaxsr", "median_s"),
                 "Real-ESRGAN feed_data", _get(done, "degrade/torch", "median_s"), None,
                 _get(done, "degrade/jaxsr", "compile_s"), None))
-  feed, step = (_get(done, "degrade/torch", "median_s"),
-                _get(done, "realworld/rrdbnet_b12/torch", "torch_median_s"))
-  lines.append(("Real-ESRNet step (degradations + step) bf16",
-                _get(done, "realworld/realesrnet/jaxsr", "total_s"),
-                "feed_data + BasicSR RRDBNet step, AMP bf16",
-                feed + step if feed is not None and step is not None else None, GOAL_PEER,
-                _get(done, "realworld/realesrnet/jaxsr", "compile_s"), None))
+  feed = _get(done, "degrade/torch", "median_s")
+  for name, label, peer_row, peer in (
+      ("realesrnet", "Real-ESRNet", "rrdbnet_b12", "feed_data + BasicSR RRDBNet step, AMP bf16"),
+      ("realesrgan", "Real-ESRGAN", "realesrgan_b12",
+       "feed_data + RealESRGANModel step (G + U-Net D), AMP bf16")):
+    step = _get(done, f"realworld/{peer_row}/torch", "torch_median_s")
+    lines.append((f"{label} step (degradations + step) bf16",
+                  _get(done, f"realworld/{name}/jaxsr", "total_s"), peer,
+                  feed + step if feed is not None and step is not None else None, GOAL_PEER,
+                  _get(done, f"realworld/{name}/jaxsr", "compile_s"), None))
   for model in FAMILIES:  # no goal set for these (issue #19's goals are for its rows)
     for tag, peer_mode, peer in (
         ("f32", "float32", "torch float32 (spandrel)"),
@@ -283,16 +305,7 @@ def comparisons(done: dict) -> list:
       lines.append((f"train {model} {tag}", _get(done, jax_id, "jaxsr_median_s"), peer,
                     _get(done, f"family/train/{model}/{peer_mode}/torch", "torch_median_s"),
                     None, _get(done, jax_id, "jaxsr_compile_s"), _get(done, jax_id, "jaxsr_mfu")))
-    for precision in ("float32", "half"):
-      row_id = f"family/infer/{model}/{precision}"
-      lines.append((f"inference {model} {precision}", _get(done, row_id, "jaxsr_median_s"),
-                    f"torch {precision} (spandrel)", _get(done, row_id, "torch_median_s"), None,
-                    _get(done, row_id, "jaxsr_compile_s"), None))
-    lines.append((f"inference {model} half", _get(done, f"family/infer/{model}/half",
-                                                  "jaxsr_median_s"),
-                  "torch best fp16 (channels_last, compile)",
-                  _get(done, f"family/infer/{model}/half/torch_best", "torch_median_s"), None,
-                  None, None))
+    lines += _infer_lines(done, "family/infer/", model, " (spandrel)", None, None)
   return lines
 
 
@@ -316,10 +329,8 @@ def markdown(done: dict, header: dict) -> str:
   gan_share = _get(done, "realworld/realesrgan/jaxsr", "pairs_share")
   out += ["", f"Degradation stage's share of the step: Real-ESRNet "
           f"{'–' if share is None else f'{100 * share:.1f} %'}, Real-ESRGAN "
-          f"{'–' if gan_share is None else f'{100 * gan_share:.1f} %'} (goal ≤ 10 %); "
-          f"Real-ESRGAN step {ms(_get(done, 'realworld/realesrgan/jaxsr', 'total_s'))} ms "
-          "(no peer row: BasicSR's RealESRGANModel needs its U-Net D mapped in "
-          "compare_basicsr.py).", "", "Rows not ok:", ""]
+          f"{'–' if gan_share is None else f'{100 * gan_share:.1f} %'} (goal ≤ 10 %).", "",
+          "Rows not ok:", ""]
   bad = [r for r in done.values() if r["status"] != "ok"]
   out += [f"- `{r['id']}`: {r['status']}" for r in bad] or ["- none"]
   return "\n".join(out) + "\n"

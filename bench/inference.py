@@ -105,7 +105,6 @@ On a shared or virtual machine, run-to-run spread was up to +-15% (same code); c
 within one run, and repeat.
 """
 
-import argparse
 import contextlib
 import glob
 import json
@@ -214,13 +213,7 @@ TINY = {"msrresnet": {"num_feat": 8, "num_block": 1},
         "rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4},
         "srvgg": {"num_feat": 8, "num_conv": 2},
         "swinir": {"embed_dim": 12, "depths": (2,), "num_heads": (2,), "window_size": 4},
-        "span": {"feature_channels": 4},
-        "dat": {"embed_dim": 32, "split_size": (2, 4), "depth": (2,), "num_heads": (2,),
-                "expansion_factor": 1.0},
-        "omnisr": {"num_feat": 8, "res_num": 1, "window_size": 4},
-        "realplksr": {"dim": 8, "n_blocks": 1, "kernel_size": 5},
-        "hat": {"embed_dim": 30, "depths": (2,), "num_heads": (2,), "window_size": 4},
-        "rcan": {"n_resgroups": 1, "n_resblocks": 2, "n_feats": 8, "reduction": 4}}
+        **peer_process.FAMILY_TINY}
 
 
 def tiny_row(name: str) -> dict:
@@ -289,11 +282,7 @@ def torch_child(spec_path: str, out_path: str) -> None:
   import torch
   torch.set_num_threads(spec["threads"])
   import torchvision
-  import torchvision.transforms.functional
-  # basicsr 1.4.2 (basicsr/data/degradations.py) imports this module, removed in torchvision
-  # 0.17; its one use (rgb_to_grayscale) lives on in transforms.functional.
-  sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                         torchvision.transforms.functional)
+  peer_process.alias_functional_tensor()
   import basicsr
   module_name, class_name, kwargs = spec["peer"]
   module = _import_torch_peer(module_name, spec["realesrgan_dir"])
@@ -449,6 +438,23 @@ def versions() -> dict:
   return out
 
 
+def run_side(side: str, name: str, run, out: dict, megapixels: float):
+  """`run()`'s result (a dict with median_s and times_s) for row `name`'s `side` (jaxsr, onnx),
+  its `<side>_median_s` / `_min_s` / `_mp_s` put in `out`; on an error, None and
+  `<side>_error` in `out` (the traceback on stderr): the row goes on."""
+  try:
+    logging.warning("%s: %s side", name, side)
+    res = run()
+    out.update({f"{side}_median_s": round(res["median_s"], 4),
+                f"{side}_min_s": min(res["times_s"]),
+                f"{side}_mp_s": round(megapixels / res["median_s"], 4)})
+    return res
+  except Exception as e:  # pylint: disable=broad-except
+    traceback.print_exc(file=sys.stderr)
+    out[f"{side}_error"] = error_text(e)
+    return None
+
+
 def max_abs_diff(a, b):
   import numpy as np
   if a is None or b is None:
@@ -459,10 +465,7 @@ def max_abs_diff(a, b):
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--rows", default=",".join(ROWS),
-                      help=f"comma list of rows (default all): {', '.join(ROWS)}")
+  parser = peer_process.row_parser(__doc__, ROWS)
   parser.add_argument("--size", type=int, default=256, help="LR side S (output 4S x 4S)")
   parser.add_argument("--warmup", type=int, default=1, help="untimed passes (after compile)")
   parser.add_argument("--runs", type=int, default=3, help="timed passes (median reported)")
@@ -488,10 +491,7 @@ def main() -> None:
   parser.add_argument("--tiny", action="store_true",
                       help="a few narrow blocks of each row's architecture (smoke runs)")
   args = parser.parse_args()
-  rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-  unknown = [r for r in rows if r not in ROWS]
-  if unknown:
-    parser.error(f"unknown rows {unknown}; rows: {list(ROWS)}")
+  rows = peer_process.selected_rows(parser, args.rows, ROWS)
   sides = {s.strip() for s in args.sides.split(",") if s.strip()}
   if sides - {"jaxsr", "onnx", "torch"}:
     parser.error("--sides: jaxsr, onnx, torch")
@@ -548,25 +548,11 @@ def main() -> None:
         out["jaxsr_error"] = out["onnx_error"] = f"weights: {error_text(e)}"
         model = None
       if model is not None and "jaxsr" in sides:
-        try:
-          logging.warning("%s: jaxsr side", name)
-          jax_res = run_jaxsr(model, variables, x, args)
-          out.update({"jaxsr_median_s": round(jax_res["median_s"], 4),
-                      "jaxsr_min_s": min(jax_res["times_s"]),
-                      "jaxsr_mp_s": round(megapixels / jax_res["median_s"], 4)})
-        except Exception as e:  # pylint: disable=broad-except
-          traceback.print_exc(file=sys.stderr)
-          out["jaxsr_error"] = error_text(e)
+        jax_res = run_side("jaxsr", name, lambda: run_jaxsr(model, variables, x, args), out,
+                           megapixels)
       if model is not None and "onnx" in sides:
-        try:
-          logging.warning("%s: onnx side", name)
-          onnx_res = run_onnx(model, variables, x, args)
-          out.update({"onnx_median_s": round(onnx_res["median_s"], 4),
-                      "onnx_min_s": min(onnx_res["times_s"]),
-                      "onnx_mp_s": round(megapixels / onnx_res["median_s"], 4)})
-        except Exception as e:  # pylint: disable=broad-except
-          traceback.print_exc(file=sys.stderr)
-          out["onnx_error"] = error_text(e)
+        onnx_res = run_side("onnx", name, lambda: run_onnx(model, variables, x, args), out,
+                            megapixels)
       if torch_res and jax_res:
         out["torch_over_jaxsr"] = round(torch_res["median_s"] / jax_res["median_s"], 3)
       if torch_res and onnx_res:

@@ -1,12 +1,17 @@
 """bench/gpu_suite.py's smoke mode (issue #19): one command runs jaxsr's rows of every kind
 (train step, inference, degradations, real-world step) on tiny shapes without TensorFlow,
 records a row past its limit as a timeout without losing the others, skips the peer's rows by
-name when its Python cannot run them, and writes the JSON lines and the markdown table."""
+name when its Python cannot run them, and writes the JSON lines and the markdown table; the
+Real-ESRGAN GAN step's peer row (RealESRGANModel) is listed and tabled, and runs on the CPU
+when a torch Python with realesrgan is at hand."""
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 from tests import utils
 
@@ -59,12 +64,70 @@ def test_a_row_past_its_limit_is_a_timeout_and_the_suite_goes_on(tmp_path):
   assert "degrade/jaxsr`: timeout" in table
 
 
-def test_rows_cannot_import_tensorflow(tmp_path):
+def _gpu_suite():
   sys.path.insert(0, os.path.join(REPO, "bench"))
   try:
     import gpu_suite  # pylint: disable=import-outside-toplevel
   finally:
     sys.path.pop(0)
+  return gpu_suite
+
+
+def _peer_python() -> str:
+  """A torch Python that runs the Real-ESRGAN peer (torch, basicsr, realesrgan), or ''."""
+  python = os.environ.get("JAXSR_TORCH_PYTHON", "/tmp/benchvenv/bin/python")
+  if not os.path.exists(python) or _gpu_suite().torch_problem(python):
+    return ""
+  check = ("import sys, torchvision.transforms.functional as f; "  # as the torch rows alias it
+           "sys.modules.setdefault('torchvision.transforms.functional_tensor', f); "
+           "import realesrgan.version")
+  done = subprocess.run([python, "-c", check], capture_output=True, check=False, timeout=300)
+  return python if done.returncode == 0 else ""
+
+
+def test_realesrgan_peer_row_is_in_the_suite_and_its_table():
+  gpu_suite = _gpu_suite()
+  for smoke, shape in ((False, ["--batch=12", "--lr_size=64"]),
+                       (True, ["--batch=1", "--lr_size=8", "--tiny"])):
+    a = argparse.Namespace(smoke=smoke, warmup=3, steps=20, torch_python="/peer/python")
+    rows = {r.id: r for r in gpu_suite.build_rows(a)}
+    row = rows["realworld/realesrgan_b12/torch"]
+    assert row.script == "compare_basicsr.py" and row.needs_torch and row.limit_s == 300
+    assert row.args[:len(shape) + 1] == ["--rows=realesrgan", *shape]
+    assert {"--torch_only", "--torch_mode=bf16_autocast", "--torch_python=/peer/python",
+            f"--torch_device={'cpu' if smoke else 'cuda'}"} <= set(row.args)
+  ok = lambda **r: {"status": "ok", "results": [r]}
+  done = {"degrade/torch": ok(median_s=0.1), "realworld/realesrgan_b12/torch":
+          ok(torch_median_s=0.5), "realworld/realesrgan/jaxsr": ok(total_s=0.3, compile_s=9)}
+  line, = [x for x in gpu_suite.comparisons(done) if x[0].startswith("Real-ESRGAN step")]
+  assert line[1] == 0.3 and line[3] == 0.1 + 0.5 and line[4] == gpu_suite.GOAL_PEER
+  assert "RealESRGANModel" in line[2] and line[5] == 9
+
+
+def test_realesrgan_peer_row_smoke(tmp_path):
+  """RealESRGANModel.optimize_parameters (tiny RRDBNet + U-Net D, VGG19 with random weights,
+  torch on the CPU) as the suite runs it; skipped without a torch Python with realesrgan
+  ($JAXSR_TORCH_PYTHON, default /tmp/benchvenv/bin/python)."""
+  python = _peer_python()
+  if not python:
+    pytest.skip("no torch Python with basicsr and realesrgan ($JAXSR_TORCH_PYTHON)")
+  done = utils.run_process([sys.executable, SUITE, "--smoke", f"--out={tmp_path}",
+                            f"--torch_python={python}", "--only=realworld/realesrgan_b12/"],
+                           timeout=utils.LONG)
+  assert done.returncode == 0, done.stderr[-3000:]
+  row, = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+  assert row["status"] == "ok", row
+  result = row["results"][0]
+  assert result["torch_median_s"] > 0 and result["torch_ema"] and result["tiny"]
+  assert result["torch_step"].endswith("RealESRGANModel.optimize_parameters")
+  assert result["network_d"]["type"] == "UNetDiscriminatorSN"
+  assert result["losses"].startswith("l1*1 + vgg19[") and result["losses"].endswith(
+      "vanilla*0.1")
+  assert result["torch_params_d"] > 0 and "realesrgan" in result["torch_versions"]
+
+
+def test_rows_cannot_import_tensorflow(tmp_path):
+  gpu_suite = _gpu_suite()
   folder = gpu_suite.no_tensorflow_path(str(tmp_path))
   done = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True,
                         text=True, env=dict(os.environ, PYTHONPATH=folder), check=False)
