@@ -165,3 +165,93 @@ def test_concat_conv_equals_the_convolution_of_the_concatenation_with_its_gradie
   assert eqns(portable).count("concatenate") == 1
   with pytest.raises(ValueError, match="do not concatenate"):
     conv.conv2d_same_concat([parts[0], parts[1][:, :3]], kernel[:, :, :8])
+
+
+def _lax_depthwise(x, kernel):
+  pad = kernel.shape[0] // 2
+  return jax.lax.conv_general_dilated(
+      x, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
+
+
+@pytest.mark.parametrize("x_shape, k", [((2, 7, 6, 5), 3), ((1, 5, 9, 3), 5), ((1, 4, 4, 2), 1)])
+def test_depthwise_forward_and_gradients_match_lax(x_shape, k):
+  x, kernel, dy = _inputs(x_shape, (k, k, 1, x_shape[-1]))
+  # Forward: k*k taps per output; input gradient: k*k; kernel gradient: B*H*W positions.
+  utils.assert_close(jax.jit(conv.depthwise_conv2d_same)(x, kernel), _lax_depthwise(x, kernel),
+                     ops=k * k)
+  got = _grads(conv.depthwise_conv2d_same, x, kernel, dy)
+  want = _grads(_lax_depthwise, x, kernel, dy)
+  utils.assert_close(got[0], want[0], ops=k * k)
+  utils.assert_close(got[1], want[1], ops=int(np.prod(x_shape[:3])))
+
+
+def test_depthwise_gradient_inside_a_scan_matches_the_unrolled_blocks():
+  """The trunks scan their blocks: the depthwise gradient inside `lax.scan` (where XLA:CPU's
+  grouped convolution is slowest) equals the unrolled blocks' with XLA's convolution."""
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((2, 6, 7, 4)), jnp.float32)
+  kernels = jnp.asarray(rng.standard_normal((3, 3, 3, 1, 4)) * 0.5, jnp.float32)
+
+  def scanned(ks, x):
+    y, _ = jax.lax.scan(lambda x, k: (jnp.tanh(conv.depthwise_conv2d_same(x, k)), None), x, ks)
+    return jnp.sum(y ** 2)
+
+  def unrolled(ks, x):
+    for k in ks:
+      x = jnp.tanh(_lax_depthwise(x, k))
+    return jnp.sum(x ** 2)
+
+  got = jax.jit(jax.grad(scanned, argnums=(0, 1)))(kernels, x)
+  want = jax.grad(unrolled, argnums=(0, 1))(kernels, x)
+  # Three blocks of 9-tap sums, then the kernels' sums over 2 x 6 x 7 positions.
+  for g, w in zip(got, want):
+    utils.assert_close(g, w, ops=3 * 9 + 2 * 6 * 7)
+
+
+@pytest.mark.parametrize("platform, grouped_convs", [("cpu", 0), ("cuda", 1), ("tpu", 1)])
+def test_depthwise_is_taps_on_cpu_and_a_grouped_convolution_elsewhere(platform, grouped_convs):
+  x, kernel, _ = _inputs((1, 6, 6, 4), (3, 3, 1, 4))
+  text = jax.jit(conv.depthwise_conv2d_same).trace(x, kernel).lower(
+      lowering_platforms=(platform,)).as_text()
+  assert text.count("stablehlo.convolution") == grouped_convs
+  assert text.count("feature_group_count = 4") == grouped_convs
+  with conv.portable():  # Exporters: one grouped convolution, no platform branches.
+    portable = jax.make_jaxpr(lambda x, k: conv.depthwise_conv2d_same(x, k))(x, kernel)
+  assert [e.primitive.name for e in portable.eqns] == ["conv_general_dilated"]
+
+
+def test_depthwise_bfloat16_accumulates_in_float32_and_rejects_bad_kernels():
+  x, kernel, _ = _inputs((1, 8, 8, 6), (3, 3, 1, 6), jnp.bfloat16)
+  got = jax.jit(conv.depthwise_conv2d_same)(x, kernel)
+  assert got.dtype == jnp.bfloat16
+  want = _lax_depthwise(x.astype(jnp.float32), kernel.astype(jnp.float32))
+  utils.assert_close(got, want, jnp.bfloat16, ops=1)  # One rounding: the final cast.
+  dx, dw = jax.jit(jax.grad(lambda x, k: jnp.sum(conv.depthwise_conv2d_same(x, k)),
+                            argnums=(0, 1)))(x, kernel.astype(jnp.float32))
+  assert (dx.dtype, dw.dtype) == (jnp.bfloat16, jnp.float32)
+  dx, dw = jax.jit(jax.grad(lambda x, k: jnp.sum(conv.depthwise_conv2d_same(x, k)),
+                            argnums=(0, 1)))(x, kernel)
+  assert (dx.dtype, dw.dtype) == (jnp.bfloat16, jnp.bfloat16)
+  with pytest.raises(ValueError, match=r"expected \[k, k, 1, 6\]"):
+    conv.depthwise_conv2d_same(x, jnp.zeros((3, 3, 6, 6)))
+  with pytest.raises(ValueError, match="odd square kernel"):
+    conv.depthwise_conv2d_same(x, jnp.zeros((2, 2, 1, 6)))
+
+
+def test_depthwise_backward_keeps_no_shifted_copies_of_the_input():
+  """The CPU gradient keeps x, not its k*k shifted windows, from the forward to the backward
+  pass: a chain of blocks needs about the temporary memory of XLA's grouped convolution
+  (sharing the windows with the forward pass once took 3.3x as much)."""
+  x = jnp.ones((2, 16, 16, 32))
+  kernels = jnp.ones((8, 3, 3, 1, 32))
+
+  def temp_bytes(dwconv):
+    def loss(ks, x):
+      for k in ks:
+        x = x + jax.nn.gelu(dwconv(x, k))
+      return jnp.sum(x**2)
+    compiled = jax.jit(jax.grad(loss)).lower(kernels, x).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+  assert temp_bytes(conv.depthwise_conv2d_same) <= 1.5 * temp_bytes(_lax_depthwise)

@@ -259,3 +259,10 @@ def test_realworld_config_validation_names_every_bad_value():
     assert text in str(e.value)
   config_base.validate(config_base.realworld_config())
   config_base.validate(config_base.realworld_config(gan=True))
+  # A shorter kernel list alone (found by tests/test_config_fuzz.py): the message names the
+  # list as well as the probabilities that no longer match it.
+  config = config_base.realworld_config()
+  config.degradation.kernel_list2 = ("iso",)
+  with pytest.raises(ValueError, match=r"kernel_prob2=.* must list 1 probabilities, one per "
+                                       r"entry of degradation\.kernel_list2"):
+    config_base.validate(config)

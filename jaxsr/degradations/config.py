@@ -94,10 +94,13 @@ def _prob_errors(d: ml_collections.ConfigDict, name: str) -> List[str]:
   return []
 
 
-def _distribution_errors(d: ml_collections.ConfigDict, name: str, size: int) -> List[str]:
+def _distribution_errors(d: ml_collections.ConfigDict, name: str, size: int,
+                         per: str = "") -> List[str]:
+  """Errors of `d[name]`, a distribution over `size` choices (`per`: the field listing them)."""
   value = d[name]
   if not isinstance(value, (tuple, list)) or len(value) != size:
-    return [f"degradation.{name}={value} must list {size} probabilities"]
+    each = f", one per entry of degradation.{per}" if per else ""
+    return [f"degradation.{name}={value} must list {size} probabilities{each}"]
   if any(float(p) < 0 for p in value) or not math.isclose(sum(value), 1.0, abs_tol=1e-6):
     return [f"degradation.{name}={tuple(value)} must be non-negative and sum to 1"]
   return []
@@ -122,7 +125,8 @@ def errors(d: ml_collections.ConfigDict, batch_size: int = 0) -> List[str]:
     if bad or not kernels:
       found.append(f"degradation.kernel_list{suffix}={kernels}: unknown {bad}; kernel types are "
                     f"{KERNEL_TYPES}")
-    found += _distribution_errors(d, "kernel_prob" + suffix, len(kernels))
+    found += _distribution_errors(d, "kernel_prob" + suffix, len(kernels),
+                                  per="kernel_list" + suffix)
     found += _prob_errors(d, "sinc_prob" + suffix)
     found += _range_errors(d, "blur_sigma" + suffix, 1e-3, 100.0)
     found += _range_errors(d, "betag_range" + suffix, 1e-2, 100.0, around_one=True)

@@ -114,13 +114,6 @@ def batch_norm(param_dtype: Dtype, name: str, train: bool) -> nn.BatchNorm:
                       epsilon=_BN_EPS, dtype=jnp.float32, param_dtype=param_dtype, name=name)
 
 
-def depthwise_conv(dtype: Dtype, param_dtype: Dtype, name: str, channels: int) -> nn.Conv:
-  """torch `nn.Conv2d(C, C, 3, padding=1, groups=C)`: kernel `[3, 3, 1, C]`, torch init."""
-  return nn.Conv(channels, (3, 3), padding=1, feature_group_count=channels, dtype=dtype,
-                 param_dtype=param_dtype, kernel_init=layers.torch_default_kernel_init,
-                 bias_init=layers.torch_default_bias_init(9), name=name)
-
-
 class DynamicPosBias(nn.Module):
   """The MLP (no residuals) from relative offsets `[P, 2]` to per-head biases `[P, heads]`:
   pos_proj, then three [LayerNorm, ReLU, Linear] (pos1, pos2, pos3). Float32."""
@@ -181,7 +174,7 @@ class _InteractionMixin(layers.LayerFactory):
 
   def conv_branch(self, v: jax.Array, train: bool) -> jax.Array:
     """dwconv: depthwise 3x3, BatchNorm, GELU. `[B, H, W, C]`."""
-    y = depthwise_conv(self.dtype, self.param_dtype, "dwconv_0", v.shape[-1])(v)
+    y = layers.DepthwiseConv2d(True, self.dtype, self.param_dtype, name="dwconv_0")(v)
     y = batch_norm(self.param_dtype, "dwconv_1", train)(y)
     return nn.gelu(y, approximate=False).astype(self.dtype)
 
@@ -323,7 +316,7 @@ class SpatialGate(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     y = swinir.layer_norm(self.dtype, self.param_dtype, "norm")(x).astype(self.dtype)
-    return depthwise_conv(self.dtype, self.param_dtype, "conv", x.shape[-1])(y)
+    return layers.DepthwiseConv2d(True, self.dtype, self.param_dtype, name="conv")(y)
 
 
 class DATBlock(nn.Module):

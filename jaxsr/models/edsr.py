@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsr.models import layers
+from jaxsr.models import trunk
 
 
 class EDSR(layers.SRModel):
@@ -28,7 +29,7 @@ class EDSR(layers.SRModel):
     img_range: inputs are mapped to `(x - rgb_mean) * img_range`.
     rgb_mean: per-channel mean in [0, 1] (DIV2K).
     scan_blocks: compile one residual block and scan it over the blocks' parameters
-      (`layers.apply_blocks`; same parameters and values) instead of unrolling them.
+      (`trunk.apply_blocks`; same parameters and values) instead of unrolling them.
     remat: recompute each block's activations in the backward pass instead of keeping them.
     dtype: computation dtype; the output is float32.
     param_dtype: parameter dtype.
@@ -66,7 +67,7 @@ class EDSR(layers.SRModel):
                                        init_scale=None, dtype=self.dtype,
                                        param_dtype=self.param_dtype, name=f"body_{i}")
               for i in range(self.num_block)]
-    res = layers.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat)
+    res = trunk.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat)
     res = conv(self.num_feat, "conv_after_body")(res) + x
 
     res = layers.pixel_shuffle_upsample(conv, res, self.scale, "upsample")

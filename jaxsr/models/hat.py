@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr.models import layers
+from jaxsr.models import trunk
 from jaxsr.models import swinir
 
 Dtype = Any
@@ -234,7 +235,7 @@ class AttenBlocks(nn.Module):
   """`spec.depth` HABs (shifting every other one), then one OCAB (official `residual_group`).
 
   With `scan_blocks`, one pair of HABs is compiled and scanned over the pairs' parameters
-  (`layers.apply_blocks`); in training each block gets its drop rate and 'dropout' keys as
+  (`trunk.apply_blocks`); in training each block gets its drop rate and 'dropout' keys as
   scanned inputs (as `swinir.BasicLayer`).
   """
   spec: GroupSpec
@@ -248,7 +249,7 @@ class AttenBlocks(nn.Module):
     spec, rates = self.spec, self.spec.drop_path_rates
     blocks = [HAB(spec, 0 if j % 2 == 0 else spec.window // 2, rates[j], self.dtype,
                   self.param_dtype, name=f"blocks_{j}") for j in range(spec.depth)]
-    run = lambda **kw: layers.apply_blocks(self, blocks, x, scan=self.scan_blocks,
+    run = lambda **kw: trunk.apply_blocks(self, blocks, x, scan=self.scan_blocks,
                                            remat=self.remat, group=2, kwargs={"train": train},
                                            **kw)
     if not (train and any(rates) and (self.scan_blocks or self.remat)):

@@ -13,7 +13,6 @@ its name and value. Examples:
 `flax_param_path` and `torch_conv_weight_to_flax` implement that rule.
 """
 
-import dataclasses
 import math
 import re
 from typing import Any, Callable, ClassVar, Optional, Sequence
@@ -186,6 +185,25 @@ class Conv2d(nn.Module):
     return y if bias is None else y + bias
 
 
+class DepthwiseConv2d(nn.Module):
+  """torch `nn.Conv2d(C, C, 3, padding=1, groups=C)` (`conv_ops.depthwise_conv2d_same`):
+  kernel `[3, 3, 1, C]` (the Flax layout of torch's `[C, 1, 3, 3]`), optional bias `[C]`,
+  torch's default init. `[B, H, W, C]` -> `[B, H, W, C]` in `dtype`."""
+  use_bias: bool = False
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    c = x.shape[-1]
+    kernel = self.param("kernel", torch_default_kernel_init, (3, 3, 1, c), self.param_dtype)
+    y = conv_ops.depthwise_conv2d_same(x.astype(self.dtype), kernel.astype(self.dtype))
+    if self.use_bias:
+      y = y + self.param("bias", torch_default_bias_init(9), (c,),
+                         self.param_dtype).astype(self.dtype)
+    return y
+
+
 class LayerFactory(nn.Module):
   """Base of modules that declare `dtype` and `param_dtype` fields (the subclasses declare
   them, so that each keeps its own field order): named layers in those dtypes, to be called
@@ -338,138 +356,6 @@ def upsample_nearest(x: jax.Array, scale: int) -> jax.Array:
   """PyTorch `F.interpolate(mode='nearest')` by an integer factor: `[B, H, W, C]` ->
   `[B, H*scale, W*scale, C]`."""
   return jnp.repeat(jnp.repeat(x, scale, axis=1), scale, axis=2)
-
-
-def _tree_stack(trees: Sequence[Any]) -> Any:
-  """Trees of equal structure -> one tree of their leaves stacked along a new axis 0."""
-  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
-
-
-def _functional(block: nn.Module, kwargs: dict[str, Any]) -> Callable[..., Any]:
-  """`(params, x, args) -> block(x, **args, **kwargs)` with `block`'s fields, applied to
-  `params`: an unbound copy, usable inside a JAX transform (`lax.scan`, `jax.checkpoint`)."""
-  template = block.clone(parent=None, name=None)
-  return lambda params, x, args: template.apply({"params": params}, x, **args, **kwargs)
-
-
-def _block_fields(block: nn.Module) -> dict[str, Any]:
-  """A block's dataclass fields but its place (`parent`, `name`)."""
-  return {f.name: getattr(block, f.name) for f in dataclasses.fields(block)
-          if f.name not in ("parent", "name")}
-
-
-def _same_fields(a: dict[str, Any], b: dict[str, Any]) -> bool:
-  try:
-    return bool(a == b)
-  except ValueError:  # Array-valued fields: the truth value of a comparison is ambiguous.
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-
-
-def _init_blocks(parent: nn.Module, blocks: Sequence[nn.Module], x: Any,
-                 block_args: Sequence[dict[str, Any]], kwargs: dict[str, Any]) -> None:
-  """Creates `params[block.name]` of every block: blocks of one type with equal fields form a
-  class, initialised by `jax.vmap` of one unbound copy's init over a key per block (and its
-  `block_args`), all on `x`. The values differ from calling the blocks in turn (other keys),
-  the distributions do not; the init program is one block's per class, so deep trunks (RCAN's
-  200 blocks) initialise in seconds instead of compiling each block's random numbers."""
-  classes: list[tuple[type, dict[str, Any], list[int]]] = []
-  for i, block in enumerate(blocks):
-    fields = _block_fields(block)
-    for kind, other, members in classes:
-      if kind is type(block) and _same_fields(fields, other):
-        members.append(i)
-        break
-    else:
-      classes.append((type(block), fields, [i]))
-  for _, _, members in classes:
-    template = blocks[members[0]].clone(parent=None, name=None)
-    keys = jax.random.split(parent.make_rng("params"), len(members))
-    args = _tree_stack([block_args[i] for i in members])
-    init = lambda key, a: template.init(key, x, **a, **kwargs)["params"]
-    stacked = jax.vmap(init)(keys, args)
-    for j, i in enumerate(members):
-      parent.put_variable("params", blocks[i].name, jax.tree.map(lambda v: v[j], stacked))
-
-
-def apply_blocks(parent: nn.Module, blocks: Sequence[nn.Module], x: Any, *,
-                 scan: bool = True, remat: bool = False, group: int = 1,
-                 block_args: Optional[Sequence[dict[str, Any]]] = None,
-                 kwargs: Optional[dict[str, Any]] = None) -> Any:
-  """`blocks[n-1](... blocks[0](x, **block_args[0], **kwargs) ..., **block_args[n-1],
-  **kwargs)`, the repeated blocks of a trunk, compiled once.
-
-  `blocks` are submodules of `parent` created (named, not yet called) in its compact
-  `__call__`; their parameters stay where they are (`params[block.name]`, the BasicSR names).
-  At init, the blocks with the same fields are initialised by one vmapped init over their keys
-  (`_init_blocks`: the init program holds one block's initialisers, not n copies of the random
-  number generation), then run as below. With `scan`,
-  each run of `group` consecutive blocks is one step of a `lax.scan` over the blocks'
-  parameters stacked along a new axis (the blocks at the same position of a group must have
-  the same fields and parameter shapes: e.g. group=2 for Swin blocks that alternate their
-  shift): the program holds one group's computation, whatever the count; leftover blocks
-  (n % group) and a first group that changes `x`'s dtype run unrolled. Values are those of
-  the unrolled blocks: the same operations in the same order. Without `scan`, and inside
-  `conv_ops.portable()` (exporters), the blocks are unrolled.
-
-  The blocks must have only `params` (no other variable collections) and draw no randomness
-  of their own: pass per-block random keys in `block_args`.
-
-  Args:
-    parent: the module owning `blocks`.
-    blocks: submodules `block(x, **args) -> x'` (same shape and, except maybe for the first
-      group, dtype as x).
-    x: the trunk's input.
-    scan: scan over the blocks (see above).
-    remat: recompute each block's (scan: each group's) activations in the backward pass
-      (`jax.checkpoint`) instead of keeping them: less memory, one more forward pass.
-    group: blocks per scan step.
-    block_args: per block, keyword arguments (arrays; stacked for the scan).
-    kwargs: keyword arguments of every block call (Python values, e.g. `train`).
-
-  Returns:
-    The last block's output.
-  """
-  count = len(blocks)
-  block_args = [{}] * count if block_args is None else [dict(a) for a in block_args]
-  kwargs = kwargs or {}
-  if parent.is_initializing():
-    _init_blocks(parent, blocks, x, block_args, kwargs)
-  if conv_ops.is_portable() or not (scan or remat):
-    for block, args in zip(blocks, block_args):
-      x = block(x, **args, **kwargs)
-    return x
-  params = parent.variables["params"]
-  fns = [_functional(block, kwargs) for block in blocks[:group]]
-
-  def run(group_params, x, group_args):
-    for fn, p, args in zip(fns, group_params, group_args):
-      x = fn(p, x, args)
-    return x
-
-  start, steps = 0, count // group
-  if scan and steps >= 2:
-    first = (tuple(params[b.name] for b in blocks[:group]), x, tuple(block_args[:group]))
-    if jax.eval_shape(run, *first).dtype != x.dtype:  # The first group changes the dtype.
-      x = (jax.checkpoint(run) if remat else run)(*first)
-      start, steps = group, steps - 1
-  if scan and steps >= 2:
-    stop = start + steps * group
-    stacked = tuple(
-        (_tree_stack([params[b.name] for b in blocks[k:stop:group]]),
-         _tree_stack(block_args[k:stop:group]))
-        for k in range(start, start + group))
-
-    def body(x, xs):
-      return run(tuple(p for p, _ in xs), x, tuple(a for _, a in xs)), None
-
-    if remat:
-      body = jax.checkpoint(body, prevent_cse=False)
-    x, _ = jax.lax.scan(body, x, stacked)
-    start = stop
-  for i in range(start, count):  # Unrolled: no scan, or blocks left over.
-    fn = _functional(blocks[i], kwargs)
-    x = (jax.checkpoint(fn) if remat else fn)(params[blocks[i].name], x, block_args[i])
-  return x
 
 
 class ResidualBlockNoBN(nn.Module):

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr.models import layers
+from jaxsr.models import trunk
 from jaxsr.models import swinir
 
 Dtype = Any
@@ -99,28 +100,6 @@ def grid_reverse(windows: jax.Array, window: int, height: int, width: int) -> ja
   return x.transpose(0, 3, 1, 4, 2, 5).reshape(b, height, width, c)
 
 
-class DepthwiseConv2d(nn.Module):
-  """torch `nn.Conv2d(C, C, 3, padding=1, groups=C)`: kernel `[3, 3, 1, C]` (the Flax layout of
-  torch's `[C, 1, 3, 3]`), optional bias `[C]`, torch's default init."""
-  use_bias: bool = False
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """`[B, H, W, C]` -> `[B, H, W, C]` in `dtype`."""
-    c = x.shape[-1]
-    kernel = self.param("kernel", layers.torch_default_kernel_init, (3, 3, 1, c),
-                        self.param_dtype)
-    y = jax.lax.conv_general_dilated(
-        x.astype(self.dtype), kernel.astype(self.dtype), (1, 1), ((1, 1), (1, 1)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c)
-    if self.use_bias:
-      y = y + self.param("bias", layers.torch_default_bias_init(9), (c,),
-                         self.param_dtype).astype(self.dtype)
-    return y
-
-
 class SqueezeExcitation(nn.Module):
   """x * sigmoid(gate_3(silu(gate_1(mean over H, W of x)))); Linear layers without bias,
   hidden width int(C / 4)."""
@@ -149,7 +128,7 @@ class MBConv(layers.LayerFactory):
   def __call__(self, x: jax.Array) -> jax.Array:
     c = x.shape[-1]
     y = nn.gelu(self.conv(c, "fn_0", kernel_size=1)(x), approximate=False)
-    y = DepthwiseConv2d(True, self.dtype, self.param_dtype, name="fn_2")(y)
+    y = layers.DepthwiseConv2d(True, self.dtype, self.param_dtype, name="fn_2")(y)
     y = SqueezeExcitation(self.dtype, self.param_dtype, name="fn_4")(
         nn.gelu(y, approximate=False))
     return x + self.conv(c, "fn_5", kernel_size=1)(y)
@@ -165,8 +144,8 @@ class GatedFeedForward(layers.LayerFactory):
   def __call__(self, x: jax.Array) -> jax.Array:
     c = x.shape[-1]
     y = self.conv(2 * c, "project_in", kernel_size=1, use_bias=False)(x)
-    a, b = jnp.split(DepthwiseConv2d(False, self.dtype, self.param_dtype, name="dwconv")(y), 2,
-                     axis=-1)
+    y = layers.DepthwiseConv2d(False, self.dtype, self.param_dtype, name="dwconv")(y)
+    a, b = jnp.split(y, 2, axis=-1)
     return self.conv(c, "project_out", kernel_size=1, use_bias=False)(
         nn.gelu(a, approximate=False) * b)
 
@@ -248,7 +227,7 @@ class ChannelAttention(layers.LayerFactory):
     temperature = self.param("temperature", nn.initializers.ones, (HEADS, 1, 1),
                              self.param_dtype)
     qkv = self.conv(3 * c, "qkv", kernel_size=1, use_bias=False)(x)
-    qkv = DepthwiseConv2d(False, self.dtype, self.param_dtype, name="qkv_dwconv")(qkv)
+    qkv = layers.DepthwiseConv2d(False, self.dtype, self.param_dtype, name="qkv_dwconv")(qkv)
     # [B, H / ws, ws, W / ws, ws, heads, C / heads]: (x, i, y, j, h, d) of '(x i) (y j) (h d)'.
     q, k, v = (t.reshape(b, h // ws, ws, w // ws, ws, HEADS, c // HEADS)
                for t in jnp.split(qkv, 3, axis=-1))
@@ -352,7 +331,7 @@ class OSAG(layers.LayerFactory):
   def __call__(self, x: jax.Array) -> jax.Array:
     blocks = [OSABlock(self.window, self.pe, self.dtype, self.param_dtype,
                        name=f"residual_layer_{j}") for j in range(self.block_num)]
-    y = layers.apply_blocks(self, blocks, x, scan=self.scan_blocks)
+    y = trunk.apply_blocks(self, blocks, x, scan=self.scan_blocks)
     y = self.conv(x.shape[-1], f"residual_layer_{self.block_num}", kernel_size=1,
                   use_bias=self.bias)(y)
     return ESA(self.dtype, self.param_dtype, name="esa")(y + x)
@@ -378,7 +357,7 @@ class OmniSR(layers.SRModel):
       training and test code (its released checkpoints) does; spandrel (False) runs the
       network on [0, 1] directly, as community-trained models expect.
     scan_blocks: compile one OSAG (and one OSA block) and scan it over the groups' (blocks')
-      parameters (`layers.apply_blocks`; same parameters and values) instead of unrolling.
+      parameters (`trunk.apply_blocks`; same parameters and values) instead of unrolling.
     remat: recompute each OSAG's activations in the backward pass instead of keeping them.
     dtype: computation dtype (norms, attention logits and softmax in float32); output float32.
     param_dtype: parameter dtype.
@@ -437,7 +416,7 @@ class OmniSR(layers.SRModel):
     shallow = self.conv(c, "input", use_bias=self.bias)(x)
     groups = [OSAG(self.block_num, ws, self.pe, self.bias, self.dtype, self.param_dtype,
                    self.scan_blocks, name=f"residual_layer_{i}") for i in range(self.res_num)]
-    y = layers.apply_blocks(self, groups, shallow, scan=self.scan_blocks, remat=self.remat)
+    y = trunk.apply_blocks(self, groups, shallow, scan=self.scan_blocks, remat=self.remat)
     y = self.conv(c, "output", use_bias=self.bias)(y) + shallow
     y = self.conv(self.num_out_ch * self.scale**2, "up_0", use_bias=self.bias)(y)
     y = layers.pixel_shuffle(y, self.scale).astype(jnp.float32)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr.models import layers
+from jaxsr.models import trunk
 
 Dtype = Any
 
@@ -331,7 +332,7 @@ class _PLKSRBase(layers.SRModel):
     feat = Conv(self.dim, 3, trunc_init=True, dtype=self.dtype, param_dtype=self.param_dtype,
                 name="feats_0")(x)
     blocks = [self._block(f"feats_{i + 1}") for i in range(self.n_blocks)]
-    feat = layers.apply_blocks(self, blocks, feat, scan=self.scan_blocks, remat=self.remat)
+    feat = trunk.apply_blocks(self, blocks, feat, scan=self.scan_blocks, remat=self.remat)
     last = self.n_blocks + 1
     if dropout is not None:  # Dropout2d (no parameters): whole channels, per sample.
       if dropout:
@@ -362,7 +363,7 @@ class PLKSR(_PLKSRBase):
     with_idt: PLK / SparsePLK: add the identity to the large-kernel output.
     use_ea: element-wise attention.
     scan_blocks: compile one block and scan it over the blocks' parameters
-      (`layers.apply_blocks`; same parameters and values).
+      (`trunk.apply_blocks`; same parameters and values).
     remat: recompute each block's activations in the backward pass.
     dtype: computation dtype; output float32.
     param_dtype: parameter dtype.

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr.models import layers
+from jaxsr.models import trunk
 
 Dtype = Any
 
@@ -139,7 +140,7 @@ class ResidualGroup(layers.LayerFactory):
 
   Attributes: those of `RCAB`, plus
     n_resblocks: RCABs.
-    scan_blocks: scan one compiled RCAB over the blocks' parameters (`layers.apply_blocks`).
+    scan_blocks: scan one compiled RCAB over the blocks' parameters (`trunk.apply_blocks`).
     remat: recompute each RCAB's activations in the backward pass.
   """
   n_resblocks: int = 20
@@ -158,7 +159,7 @@ class ResidualGroup(layers.LayerFactory):
                    act_mode=self.act_mode, dtype=self.dtype, param_dtype=self.param_dtype,
                    name=f"body_{i}")
               for i in range(self.n_resblocks)]
-    res = layers.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat)
+    res = trunk.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat)
     return self.conv(self.n_feats, f"body_{self.n_resblocks}", kernel_size=self.kernel_size)(
         res) + x
 
@@ -182,7 +183,7 @@ class RCAN(layers.SRModel):
     act_mode: activation inside the RCABs, a key of `ACT_MODES`.
     unshuffle_mod: for scale 1 or 2, a PixelUnshuffle(4 // scale) front end and a x4 tail.
     scan_blocks: compile one residual group and one RCAB, scanned over their parameters
-      (`layers.apply_blocks`; same parameters and values) instead of unrolling them.
+      (`trunk.apply_blocks`; same parameters and values) instead of unrolling them.
     remat: recompute each RCAB's activations in the backward pass instead of keeping them.
     dtype: computation dtype; the mean shifts and the output are float32.
     param_dtype: parameter dtype.
@@ -255,7 +256,7 @@ class RCAN(layers.SRModel):
                             remat=self.remat, dtype=self.dtype, param_dtype=self.param_dtype,
                             name=f"body_{i}")
               for i in range(self.n_resgroups)]
-    res = layers.apply_blocks(self, groups, x, scan=self.scan_blocks)
+    res = trunk.apply_blocks(self, groups, x, scan=self.scan_blocks)
     res = self.conv(self.n_feats, f"body_{self.n_resgroups}", kernel_size=self.kernel_size)(
         res) + x
 

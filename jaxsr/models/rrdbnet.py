@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsr.models import layers
+from jaxsr.models import trunk
 
 Dtype = Any
 
@@ -78,7 +79,7 @@ class RRDBNet(layers.SRModel):
     trunk_scale: the upsampling of the convolution trunk, 1, 2, 4 or 8; None: BasicSR's 4
       (8 for scale 8).
     scan_blocks: compile one RRDB and scan it over the blocks' parameters
-      (`layers.apply_blocks`; same parameters and values, a program ~20x smaller and faster
+      (`trunk.apply_blocks`; same parameters and values, a program ~20x smaller and faster
       to compile) instead of unrolling the trunk.
     remat: recompute each RRDB's activations in the backward pass instead of keeping them
       (less memory, ~1/3 more compute).
@@ -99,9 +100,9 @@ class RRDBNet(layers.SRModel):
 
   def __post_init__(self):
     super().__post_init__()
-    trunk = self.upsampling
-    if trunk not in self.TRUNK_SCALES or trunk % self.scale or trunk // self.scale > 4:
-      raise ValueError(f"RRDBNet: scale {self.scale} with trunk_scale {trunk}: the trunk "
+    up = self.upsampling
+    if up not in self.TRUNK_SCALES or up % self.scale or up // self.scale > 4:
+      raise ValueError(f"RRDBNet: scale {self.scale} with trunk_scale {up}: the trunk "
                        f"upsamples by one of {self.TRUNK_SCALES} and the scale must be it or "
                        "it / 2 or / 4 (pixel-unshuffle)")
 
@@ -139,7 +140,7 @@ class RRDBNet(layers.SRModel):
     blocks = [RRDB(self.num_feat, self.num_grow_ch, dtype=self.dtype,
                    param_dtype=self.param_dtype, name=f"body_{i}")
               for i in range(self.num_block)]
-    body = layers.apply_blocks(self, blocks, feat, scan=self.scan_blocks, remat=self.remat)
+    body = trunk.apply_blocks(self, blocks, feat, scan=self.scan_blocks, remat=self.remat)
     feat = feat + conv(self.num_feat, "conv_body")(body)
 
     for stage in range(1, self.upsampling.bit_length()):

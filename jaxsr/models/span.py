@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsr.models import layers
+from jaxsr.models import trunk
 
 Dtype = Any
 Weights = tuple[jax.Array, jax.Array]  # (kernel [k, k, in, out], bias [out]).
@@ -167,7 +168,7 @@ class SPAN(layers.SRModel):
     rgb_mean: per-channel mean in [0, 1] (DIV2K); one value per input channel.
     deploy: Conv3XCs hold only their merged conv (see the module docstring).
     scan_blocks: compile one SPAB and scan it over the parameters of blocks 2-5
-      (`layers.apply_blocks`; same parameters and values) instead of unrolling them.
+      (`trunk.apply_blocks`; same parameters and values) instead of unrolling them.
     remat: recompute those blocks' activations in the backward pass instead of keeping them.
     dtype: computation dtype; the output is float32.
     param_dtype: parameter dtype.
@@ -214,7 +215,7 @@ class SPAN(layers.SRModel):
     feat = Conv3XC(fc, self.deploy, name="conv_1", **dtypes)(x)
     block = lambda i, **kw: SPAB(fc, self.deploy, name=f"block_{i}", **kw, **dtypes)
     out_b1 = block(1)(feat)
-    out_b5 = layers.apply_blocks(self, [block(i) for i in range(2, NUM_BLOCKS)], out_b1,
+    out_b5 = trunk.apply_blocks(self, [block(i) for i in range(2, NUM_BLOCKS)], out_b1,
                                  scan=self.scan_blocks, remat=self.remat)
     out_b6, first_b6 = block(NUM_BLOCKS, return_first=True)(out_b5)
     out_b6 = Conv3XC(fc, self.deploy, name="conv_2", **dtypes)(out_b6)

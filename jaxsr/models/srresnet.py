@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsr.models import layers
+from jaxsr.models import trunk
 
 
 class MSRResNet(layers.SRModel):
@@ -21,7 +22,7 @@ class MSRResNet(layers.SRModel):
     num_feat: feature channels.
     num_block: residual blocks.
     scan_blocks: compile one residual block and scan it over the blocks' parameters
-      (`layers.apply_blocks`; same parameters and values) instead of unrolling them.
+      (`trunk.apply_blocks`; same parameters and values) instead of unrolling them.
     remat: recompute each block's activations in the backward pass instead of keeping them.
     dtype: computation dtype; the output is float32.
     param_dtype: parameter dtype.
@@ -54,7 +55,7 @@ class MSRResNet(layers.SRModel):
     blocks = [layers.ResidualBlockNoBN(self.num_feat, init_scale=0.1, dtype=self.dtype,
                                        param_dtype=self.param_dtype, name=f"body_{i}")
               for i in range(self.num_block)]
-    feat = layers.apply_blocks(self, blocks, feat, scan=self.scan_blocks, remat=self.remat)
+    feat = trunk.apply_blocks(self, blocks, feat, scan=self.scan_blocks, remat=self.remat)
 
     if self.scale == 4:
       for name in ("upconv1", "upconv2"):

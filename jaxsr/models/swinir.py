@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr.models import layers
+from jaxsr.models import trunk
 
 Dtype = Any
 
@@ -274,7 +275,7 @@ class BasicLayer(nn.Module):
   """`spec.depth` Swin blocks, shifting every other one (BasicSR's `residual_group`).
 
   With `scan_blocks`, one pair of blocks (unshifted, shifted) is compiled and scanned over the
-  pairs' parameters (`layers.apply_blocks`); in training each block gets its drop rate and its
+  pairs' parameters (`trunk.apply_blocks`); in training each block gets its drop rate and its
   own 'dropout' keys as scanned inputs, so the drops are those of the unrolled blocks.
   """
   spec: StageSpec
@@ -292,13 +293,13 @@ class BasicLayer(nn.Module):
         self.param_dtype, name=f"blocks_{j}") for j in range(spec.depth)]
     rates = spec.drop_path_rates
     if not (train and any(rates) and (self.scan_blocks or self.remat)):
-      return layers.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat,
+      return trunk.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat,
                                  group=2, kwargs={"train": train})
     keys = [block.dropout_keys() if rate else None for block, rate in zip(blocks, rates)]
     some_key = next(k for k in keys if k is not None)  # Rate 0 keeps all, whatever the key.
     block_args = [{"keep_prob": np.float32(1.0 - rate), "keys": some_key if k is None else k}
                   for rate, k in zip(rates, keys)]
-    return layers.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat,
+    return trunk.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat,
                                group=2, block_args=block_args, kwargs={"train": train})
 
 

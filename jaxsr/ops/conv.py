@@ -29,6 +29,15 @@ batch 4, LR 32: 5.4-5.7 s per step either way); summing the part-wise gradients 
 the step ~4% slower. On other platforms, and inside `portable()` below, it is the
 concatenation and one convolution, as written.
 
+`depthwise_conv2d_same(x, kernel)` is the depthwise ('groups = channels') convolution of
+OmniSR and DAT. XLA:CPU computes it slowly, and its gradient inside a loop (a scanned trunk)
+very slowly: for x `[8, 64, 64, 192]`, 3x3, forward 375 ms, the gradient of three blocks
+1.0 s unrolled and 34 s scanned. On CPU it is therefore the sum of the k*k shifted inputs
+times their per-channel weights, and its custom VJP keeps only x and the kernel for the
+backward pass (dx: the same taps over the output gradient with the kernel flipped; dkernel: one
+sum over (B, H, W) per tap); elsewhere, and inside `portable()`, the grouped convolution with
+XLA's gradients.
+
 Forward-mode autodiff (`jax.jvp`) is not available through a custom VJP.
 
 Inside `with portable():` (used by `jaxsr.export`), `conv2d_same` traces to one plain
@@ -66,7 +75,7 @@ def portable() -> Iterator[None]:
 
 def is_portable() -> bool:
   """Whether functions traced now trace plain convolutions (inside `portable()`). Models also
-  trace their repeated blocks unrolled there (`layers.apply_blocks`): exporters see one
+  trace their repeated blocks unrolled there (`trunk.apply_blocks`): exporters see one
   straight-line program, without loops."""
   return _PORTABLE.get()
 
@@ -273,3 +282,98 @@ def conv2d_same_concat(xs: Sequence[jax.Array], kernel: jax.Array) -> jax.Array:
   dtype = jnp.result_type(*xs, kernel)
   return _concat_conv_custom_vjp(tuple(x.astype(dtype) for x in xs), kernel.astype(dtype))
 
+
+
+def _depthwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`lax` grouped convolution: `[B, H, W, C]` x `[k, k, 1, C]` -> `[B, H, W, C]`."""
+  pad = kernel.shape[0] // 2
+  return lax.conv_general_dilated(
+      x, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
+
+
+def _depthwise_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`_depthwise_conv` as the sum of the k*k shifted inputs times their channel weights,
+  accumulated in at least float32 (as XLA's convolution does)."""
+  k, pad = kernel.shape[0], kernel.shape[0] // 2
+  _, height, width, _ = x.shape
+  acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
+  x_pad = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))).astype(acc_dtype)
+  w = kernel.astype(acc_dtype)
+  y = None
+  for i in range(k):
+    for j in range(k):
+      tap = x_pad[:, i:i + height, j:j + width, :] * w[i, j, 0]
+      y = tap if y is None else y + tap
+  return y.astype(x.dtype)
+
+
+def _depthwise_taps_grads(x, kernel, dy):
+  """(dx, dkernel) of `_depthwise_taps`: dx is the taps of dy with the kernel flipped in
+  space; dkernel[i, j, 0, c] sums x times dy shifted by (p - i, p - j) over (B, H, W).
+
+  Only dy is padded and shifted: shifted windows of x would be the forward pass's own, which
+  XLA then keeps alive from the forward to the backward pass (k*k copies of x per call)."""
+  k, pad = kernel.shape[0], kernel.shape[0] // 2
+  _, height, width, _ = x.shape
+  acc_dtype = jnp.promote_types(dy.dtype, jnp.float32)
+  dx = _depthwise_taps(dy, jnp.flip(kernel, (0, 1)))
+  dy_pad = jnp.pad(dy, ((0, 0), (pad, pad), (pad, pad), (0, 0))).astype(acc_dtype)
+  x_acc = x.astype(acc_dtype)
+  dw = jnp.stack([
+      jnp.sum(x_acc * dy_pad[:, 2 * pad - i:2 * pad - i + height, 2 * pad - j:2 * pad - j + width],
+              axis=(0, 1, 2))
+      for i in range(k) for j in range(k)])
+  return dx.astype(x.dtype), dw.reshape(kernel.shape).astype(kernel.dtype)
+
+
+def _depthwise_xla_grads(x, kernel, dy):
+  """(dx, dkernel) from XLA's autodiff of the grouped convolution."""
+  _, conv_vjp = jax.vjp(_depthwise_conv, x, kernel)
+  return conv_vjp(dy)
+
+
+def _depthwise_per_platform(x, kernel):
+  return lax.platform_dependent(x, kernel, cpu=_depthwise_taps, default=_depthwise_conv)
+
+
+@jax.custom_vjp
+def _depthwise_custom_vjp(x, kernel):
+  return _depthwise_per_platform(x, kernel)
+
+
+def _depthwise_fwd(x, kernel):
+  return _depthwise_per_platform(x, kernel), (x, kernel)
+
+
+def _depthwise_bwd(residuals, dy):
+  """Per platform, as the forward: only x and the kernel are kept for the backward pass."""
+  x, kernel = residuals
+  return lax.platform_dependent(x, kernel, dy, cpu=_depthwise_taps_grads,
+                                default=_depthwise_xla_grads)
+
+
+_depthwise_custom_vjp.defvjp(_depthwise_fwd, _depthwise_bwd)
+
+
+def depthwise_conv2d_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Stride-1 depthwise convolution (torch `Conv2d(C, C, k, padding=k // 2, groups=C)`), no
+  bias. On CPU a sum of shifted inputs (see the module docstring), elsewhere and inside
+  `portable()` XLA's grouped convolution; the same values up to float rounding.
+
+  Args:
+    x: `[B, H, W, C]`.
+    kernel: `[k, k, 1, C]` with odd k (the Flax layout of torch's `[C, 1, k, k]`).
+
+  Returns:
+    `[B, H, W, C]` in the promoted dtype of x and kernel.
+  """
+  _check_kernel("depthwise_conv2d_same", kernel)
+  if x.ndim != 4 or kernel.shape[2:] != (1, x.shape[-1]):
+    raise ValueError(f"depthwise_conv2d_same: input {x.shape} does not match kernel "
+                     f"{kernel.shape} (expected [k, k, 1, {x.shape[-1]}])")
+  dtype = jnp.result_type(x, kernel)
+  x, kernel = x.astype(dtype), kernel.astype(dtype)
+  if _PORTABLE.get():
+    return _depthwise_conv(x, kernel)
+  return _depthwise_custom_vjp(x, kernel)
