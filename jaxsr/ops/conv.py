@@ -154,31 +154,29 @@ def _cpu_grads(x, kernel, dy):
   return dx.astype(x.dtype), dw.astype(kernel.dtype)
 
 
-def _xla_grads(x, kernel, dy):
-  """(dx, dkernel) from XLA's autodiff of the convolution."""
-  _, conv_vjp = jax.vjp(_conv, x, kernel)
-  return conv_vjp(dy)
+def _grads_per_platform(xla_fn, cpu_grads):
+  """`(x, kernel, dy) -> (dx, dkernel)`: `cpu_grads` on CPU, elsewhere XLA's autodiff of
+  `xla_fn(x, kernel)`; the branch is picked when the program is lowered for its device."""
+  def xla_grads(x, kernel, dy):
+    _, vjp = jax.vjp(xla_fn, x, kernel)
+    return vjp(dy)
+  return lambda x, kernel, dy: lax.platform_dependent(x, kernel, dy, cpu=cpu_grads,
+                                                      default=xla_grads)
 
 
-def _conv_per_platform(x, kernel):
-  return lax.platform_dependent(x, kernel, cpu=_conv_cpu, default=_conv)
+def _op_per_platform(cpu_fn, xla_fn, cpu_grads):
+  """`(x, kernel) -> y` with a custom VJP: `cpu_fn` and `cpu_grads` on CPU, `xla_fn` and its
+  XLA gradients elsewhere; x and the kernel are the only values kept for the backward pass."""
+  forward = lambda x, kernel: lax.platform_dependent(x, kernel, cpu=cpu_fn, default=xla_fn)
+  grads = _grads_per_platform(xla_fn, cpu_grads)
+  op = jax.custom_vjp(forward)
+  op.defvjp(lambda x, kernel: (forward(x, kernel), (x, kernel)),
+            lambda residuals, dy: grads(*residuals, dy))
+  return op
 
 
-@jax.custom_vjp
-def _conv_custom_vjp(x, kernel):
-  return _conv_per_platform(x, kernel)
-
-
-def _conv_fwd(x, kernel):
-  return _conv_per_platform(x, kernel), (x, kernel)
-
-
-def _conv_bwd(residuals, dy):
-  x, kernel = residuals
-  return lax.platform_dependent(x, kernel, dy, cpu=_cpu_grads, default=_xla_grads)
-
-
-_conv_custom_vjp.defvjp(_conv_fwd, _conv_bwd)
+_conv_grads = _grads_per_platform(_conv, _cpu_grads)
+_conv_custom_vjp = _op_per_platform(_conv_cpu, _conv, _cpu_grads)
 
 
 def _check_kernel(caller: str, kernel: jax.Array) -> None:
@@ -241,9 +239,9 @@ def _concat_conv_fwd(xs, kernel):
 
 
 def _concat_conv_bwd(residuals, dy):
-  """The gradients of the concatenation's convolution (as `_conv_bwd`), split into parts."""
+  """The gradients of the concatenation's convolution (`conv2d_same`'s), split into parts."""
   xs, kernel = residuals
-  dx, dkernel = _conv_bwd((jnp.concatenate(xs, -1), kernel), dy)
+  dx, dkernel = _conv_grads(jnp.concatenate(xs, -1), kernel, dy)
   ends = np.cumsum([x.shape[-1] for x in xs])
   return tuple(dx[..., end - x.shape[-1]:end] for x, end in zip(xs, ends)), dkernel
 
@@ -327,33 +325,8 @@ def _depthwise_taps_grads(x, kernel, dy):
   return dx.astype(x.dtype), dw.reshape(kernel.shape).astype(kernel.dtype)
 
 
-def _depthwise_xla_grads(x, kernel, dy):
-  """(dx, dkernel) from XLA's autodiff of the grouped convolution."""
-  _, conv_vjp = jax.vjp(_depthwise_conv, x, kernel)
-  return conv_vjp(dy)
-
-
-def _depthwise_per_platform(x, kernel):
-  return lax.platform_dependent(x, kernel, cpu=_depthwise_taps, default=_depthwise_conv)
-
-
-@jax.custom_vjp
-def _depthwise_custom_vjp(x, kernel):
-  return _depthwise_per_platform(x, kernel)
-
-
-def _depthwise_fwd(x, kernel):
-  return _depthwise_per_platform(x, kernel), (x, kernel)
-
-
-def _depthwise_bwd(residuals, dy):
-  """Per platform, as the forward: only x and the kernel are kept for the backward pass."""
-  x, kernel = residuals
-  return lax.platform_dependent(x, kernel, dy, cpu=_depthwise_taps_grads,
-                                default=_depthwise_xla_grads)
-
-
-_depthwise_custom_vjp.defvjp(_depthwise_fwd, _depthwise_bwd)
+_depthwise_custom_vjp = _op_per_platform(_depthwise_taps, _depthwise_conv,
+                                         _depthwise_taps_grads)
 
 
 def depthwise_conv2d_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
