@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr.models import layers
-from jaxsr.models import trunk
 from jaxsr.models import swinir
+from jaxsr.models import trunk
 
 Dtype = Any
 
@@ -250,8 +250,8 @@ class AttenBlocks(nn.Module):
     blocks = [HAB(spec, 0 if j % 2 == 0 else spec.window // 2, rates[j], self.dtype,
                   self.param_dtype, name=f"blocks_{j}") for j in range(spec.depth)]
     run = lambda **kw: trunk.apply_blocks(self, blocks, x, scan=self.scan_blocks,
-                                           remat=self.remat, group=2, kwargs={"train": train},
-                                           **kw)
+                                          remat=self.remat, group=2, kwargs={"train": train},
+                                          **kw)
     if not (train and any(rates) and (self.scan_blocks or self.remat)):
       x = run()
     else:

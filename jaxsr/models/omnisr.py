@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr.models import layers
-from jaxsr.models import trunk
 from jaxsr.models import swinir
+from jaxsr.models import trunk
 
 Dtype = Any
 

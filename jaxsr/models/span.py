@@ -216,7 +216,7 @@ class SPAN(layers.SRModel):
     block = lambda i, **kw: SPAB(fc, self.deploy, name=f"block_{i}", **kw, **dtypes)
     out_b1 = block(1)(feat)
     out_b5 = trunk.apply_blocks(self, [block(i) for i in range(2, NUM_BLOCKS)], out_b1,
-                                 scan=self.scan_blocks, remat=self.remat)
+                                scan=self.scan_blocks, remat=self.remat)
     out_b6, first_b6 = block(NUM_BLOCKS, return_first=True)(out_b5)
     out_b6 = Conv3XC(fc, self.deploy, name="conv_2", **dtypes)(out_b6)
     out = self.conv(fc, "conv_cat", kernel_size=1)([feat, out_b6, out_b1, first_b6])

@@ -294,13 +294,13 @@ class BasicLayer(nn.Module):
     rates = spec.drop_path_rates
     if not (train and any(rates) and (self.scan_blocks or self.remat)):
       return trunk.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat,
-                                 group=2, kwargs={"train": train})
+                                group=2, kwargs={"train": train})
     keys = [block.dropout_keys() if rate else None for block, rate in zip(blocks, rates)]
     some_key = next(k for k in keys if k is not None)  # Rate 0 keeps all, whatever the key.
     block_args = [{"keep_prob": np.float32(1.0 - rate), "keys": some_key if k is None else k}
                   for rate, k in zip(rates, keys)]
     return trunk.apply_blocks(self, blocks, x, scan=self.scan_blocks, remat=self.remat,
-                               group=2, block_args=block_args, kwargs={"train": train})
+                              group=2, block_args=block_args, kwargs={"train": train})
 
 
 class RSTB(layers.LayerFactory):

@@ -81,11 +81,13 @@ def is_portable() -> bool:
 
 
 def _conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """`lax` convolution: `[B, H, W, in]` x `[k, k, in, out]` -> `[B, H, W, out]`."""
+  """`lax` convolution: `[B, H, W, in]` x `[k, k, in, out]` -> `[B, H, W, out]`; a depthwise
+  kernel `[k, k, 1, C]` makes it the grouped convolution of `C` groups."""
   pad = kernel.shape[0] // 2
   return lax.conv_general_dilated(
       x, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=x.shape[-1] // kernel.shape[2])
 
 
 def _conv_cpu(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -164,11 +166,10 @@ def _grads_per_platform(xla_fn, cpu_grads):
                                                       default=xla_grads)
 
 
-def _op_per_platform(cpu_fn, xla_fn, cpu_grads):
-  """`(x, kernel) -> y` with a custom VJP: `cpu_fn` and `cpu_grads` on CPU, `xla_fn` and its
-  XLA gradients elsewhere; x and the kernel are the only values kept for the backward pass."""
+def _op_per_platform(cpu_fn, xla_fn, grads):
+  """`(x, kernel) -> y` with a custom VJP: `cpu_fn` on CPU, `xla_fn` elsewhere, and `grads`
+  (`_grads_per_platform`'s); x and the kernel are the only values kept for the backward pass."""
   forward = lambda x, kernel: lax.platform_dependent(x, kernel, cpu=cpu_fn, default=xla_fn)
-  grads = _grads_per_platform(xla_fn, cpu_grads)
   op = jax.custom_vjp(forward)
   op.defvjp(lambda x, kernel: (forward(x, kernel), (x, kernel)),
             lambda residuals, dy: grads(*residuals, dy))
@@ -176,7 +177,7 @@ def _op_per_platform(cpu_fn, xla_fn, cpu_grads):
 
 
 _conv_grads = _grads_per_platform(_conv, _cpu_grads)
-_conv_custom_vjp = _op_per_platform(_conv_cpu, _conv, _cpu_grads)
+_conv_custom_vjp = _op_per_platform(_conv_cpu, _conv, _conv_grads)
 
 
 def _check_kernel(caller: str, kernel: jax.Array) -> None:
@@ -281,17 +282,8 @@ def conv2d_same_concat(xs: Sequence[jax.Array], kernel: jax.Array) -> jax.Array:
   return _concat_conv_custom_vjp(tuple(x.astype(dtype) for x in xs), kernel.astype(dtype))
 
 
-
-def _depthwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """`lax` grouped convolution: `[B, H, W, C]` x `[k, k, 1, C]` -> `[B, H, W, C]`."""
-  pad = kernel.shape[0] // 2
-  return lax.conv_general_dilated(
-      x, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
-
-
 def _depthwise_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """`_depthwise_conv` as the sum of the k*k shifted inputs times their channel weights,
+  """The depthwise `_conv` as the sum of the k*k shifted inputs times their channel weights,
   accumulated in at least float32 (as XLA's convolution does)."""
   k, pad = kernel.shape[0], kernel.shape[0] // 2
   _, height, width, _ = x.shape
@@ -318,15 +310,15 @@ def _depthwise_taps_grads(x, kernel, dy):
   dx = _depthwise_taps(dy, jnp.flip(kernel, (0, 1)))
   dy_pad = jnp.pad(dy, ((0, 0), (pad, pad), (pad, pad), (0, 0))).astype(acc_dtype)
   x_acc = x.astype(acc_dtype)
-  dw = jnp.stack([
-      jnp.sum(x_acc * dy_pad[:, 2 * pad - i:2 * pad - i + height, 2 * pad - j:2 * pad - j + width],
-              axis=(0, 1, 2))
-      for i in range(k) for j in range(k)])
+  shifted = lambda i, j: dy_pad[:, 2 * pad - i:2 * pad - i + height,
+                                2 * pad - j:2 * pad - j + width]
+  dw = jnp.stack([jnp.sum(x_acc * shifted(i, j), axis=(0, 1, 2))
+                  for i in range(k) for j in range(k)])
   return dx.astype(x.dtype), dw.reshape(kernel.shape).astype(kernel.dtype)
 
 
-_depthwise_custom_vjp = _op_per_platform(_depthwise_taps, _depthwise_conv,
-                                         _depthwise_taps_grads)
+_depthwise_custom_vjp = _op_per_platform(
+    _depthwise_taps, _conv, _grads_per_platform(_conv, _depthwise_taps_grads))
 
 
 def depthwise_conv2d_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -348,5 +340,5 @@ def depthwise_conv2d_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
   dtype = jnp.result_type(x, kernel)
   x, kernel = x.astype(dtype), kernel.astype(dtype)
   if _PORTABLE.get():
-    return _depthwise_conv(x, kernel)
+    return _conv(x, kernel)
   return _depthwise_custom_vjp(x, kernel)
