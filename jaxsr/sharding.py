@@ -20,6 +20,19 @@ def create_mesh() -> jax.sharding.Mesh:
                        axis_types=(jax.sharding.AxisType.Auto,))
 
 
+def cpu_data_parallel() -> bool:
+  """Whether programs traced now run on several CPU devices (fake ones, or one per process).
+
+  XLA:CPU (jax 0.10) orders a program's collectives (the cross-device gradient sums of a
+  data-parallel step) among themselves, but not those inside a loop (`while`) against the
+  rest: one device can enter a top-level all-reduce while the other is still in the loop's,
+  and when every thread of the pool waits, the in-process rendezvous deadlocks (seen in 2 of
+  ~30 test-suite runs on 2 cores). Code whose loop would hold a gradient sum over the sharded
+  batch keeps it out of the loop here (`trunk.apply_blocks` unrolls; the CPU filter gradient
+  sums per device group, `ops/conv.py`)."""
+  return jax.default_backend() == "cpu" and jax.device_count() > 1
+
+
 def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
   """Leading (batch) axis split over `data`."""
   return NamedSharding(mesh, P(DATA_AXIS))

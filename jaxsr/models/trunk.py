@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsr import sharding
 from jaxsr.ops import conv as conv_ops
 
 
@@ -80,8 +81,10 @@ def apply_blocks(parent: nn.Module, blocks: Sequence[nn.Module], x: Any, *,
   the same fields and parameter shapes: e.g. group=2 for Swin blocks that alternate their
   shift): the program holds one group's computation, whatever the count; leftover blocks
   (n % group) and a first group that changes `x`'s dtype run unrolled. Values are those of
-  the unrolled blocks: the same operations in the same order. Without `scan`, and inside
-  `conv_ops.portable()` (exporters), the blocks are unrolled.
+  the unrolled blocks: the same operations in the same order. Without `scan`, inside
+  `conv_ops.portable()` (exporters), and on several CPU devices (`sharding.cpu_data_parallel`:
+  the scan's backward pass would sum gradients across devices inside its loop), the blocks are
+  unrolled.
 
   The blocks must have only `params` (no other variable collections) and draw no randomness
   of their own: pass per-block random keys in `block_args`.
@@ -106,6 +109,7 @@ def apply_blocks(parent: nn.Module, blocks: Sequence[nn.Module], x: Any, *,
   kwargs = kwargs or {}
   if parent.is_initializing():
     _init_blocks(parent, blocks, x, block_args, kwargs)
+  scan = scan and not sharding.cpu_data_parallel()  # Its gradient would sum inside the loop.
   if conv_ops.is_portable() or not (scan or remat):
     for block, args in zip(blocks, block_args):
       x = block(x, **args, **kwargs)

@@ -115,6 +115,13 @@ def filter_grad_im2col(x: jax.Array, dy: jax.Array, kernel_size: int,
   `[B, R, W, out]` over (B, R, W); the chunks are summed in a `fori_loop`, accumulating in at
   least float32. Rows past H are zero in dy, so H need not divide into chunks.
 
+  The batch is contracted per group of B / G images, G = gcd(B, device count), and the G
+  partial sums added after the loop: with the batch split over G devices each device sums its
+  own images in the loop, and the one cross-device sum happens after it. Contracting all of B
+  in the loop made the SPMD partitioner sum across devices in every iteration, a collective
+  inside a loop, which XLA:CPU does not order against the step's other collectives (see
+  `sharding.cpu_data_parallel`). On one device G = 1: the same program as a single sum.
+
   Args:
     x: forward input `[B, H, W, in]`.
     dy: gradient of the output `[B, H, W, out]`.
@@ -134,6 +141,8 @@ def filter_grad_im2col(x: jax.Array, dy: jax.Array, kernel_size: int,
   extra = num_chunks * chunk_h - height
   x_pad = jnp.pad(x, ((0, 0), (pad, pad + extra), (pad, pad), (0, 0)))
   dy_pad = jnp.pad(dy, ((0, 0), (0, extra), (0, 0), (0, 0)))
+  groups = int(np.gcd(batch, jax.device_count()))
+  group = lambda a: a.reshape(groups, batch // groups, *a.shape[1:])
 
   def add_chunk(chunk, acc):
     start = chunk * chunk_h
@@ -141,12 +150,14 @@ def filter_grad_im2col(x: jax.Array, dy: jax.Array, kernel_size: int,
     cols = jnp.concatenate([x_rows[:, i:i + chunk_h, j:j + width, :]
                             for i in range(k) for j in range(k)], axis=-1)
     dy_rows = lax.dynamic_slice_in_dim(dy_pad, start, chunk_h, axis=1)
-    # [out, k*k*in] (measured faster on XLA:CPU than [k*k*in, out]).
-    return acc + lax.dot_general(dy_rows, cols, (((0, 1, 2), (0, 1, 2)), ((), ())),
+    # [groups, out, k*k*in] (measured faster on XLA:CPU than [groups, k*k*in, out]).
+    return acc + lax.dot_general(group(dy_rows), group(cols),
+                                 (((1, 2, 3), (1, 2, 3)), ((0,), (0,))),
                                  preferred_element_type=acc_dtype)
 
-  acc = lax.fori_loop(0, num_chunks, add_chunk, jnp.zeros((out_ch, k * k * in_ch), acc_dtype))
-  return acc.T.reshape(k, k, in_ch, out_ch).astype(dy.dtype)
+  acc = lax.fori_loop(0, num_chunks, add_chunk,
+                      jnp.zeros((groups, out_ch, k * k * in_ch), acc_dtype))
+  return acc.sum(0).T.reshape(k, k, in_ch, out_ch).astype(dy.dtype)
 
 
 def _cpu_grads(x, kernel, dy):
