@@ -23,13 +23,13 @@ def create_mesh() -> jax.sharding.Mesh:
 def cpu_data_parallel() -> bool:
   """Whether programs traced now run on several CPU devices (fake ones, or one per process).
 
-  XLA:CPU (jax 0.10) orders a program's collectives (the cross-device gradient sums of a
-  data-parallel step) among themselves, but not those inside a loop (`while`) against the
-  rest: one device can enter a top-level all-reduce while the other is still in the loop's,
-  and when every thread of the pool waits, the in-process rendezvous deadlocks (seen in 2 of
-  ~30 test-suite runs on 2 cores). Code whose loop would hold a gradient sum over the sharded
-  batch keeps it out of the loop here (`trunk.apply_blocks` unrolls; the CPU filter gradient
-  sums per device group, `ops/conv.py`)."""
+  XLA:CPU (jax 0.10) does not keep a collective inside a loop (`while`) in order with those
+  outside it (the cross-device gradient sums of a data-parallel step): a 2-device GAN step
+  once waited in the loop's all-reduce on one thread and in a top-level one on another, with
+  every thread of the 2-core pool taken, until the in-process rendezvous timed out (2 of ~30
+  test-suite runs). Code whose loop would hold a gradient sum over the sharded batch keeps it
+  out of the loop here (`trunk.apply_blocks` unrolls; the CPU filter gradient sums per device
+  group, `ops/conv.py`)."""
   return jax.default_backend() == "cpu" and jax.device_count() > 1
 
 
