@@ -13,10 +13,12 @@ pytestmark = pytest.mark.numerics
 
 
 def _lax_conv(x, kernel):
+  """XLA's 'same' convolution; a depthwise kernel `[k, k, 1, C]` makes it grouped."""
   pad = kernel.shape[0] // 2
   return jax.lax.conv_general_dilated(
       x, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=x.shape[-1] // kernel.shape[2])
 
 
 def _inputs(x_shape, kernel_shape, dtype=jnp.float32):
@@ -167,21 +169,14 @@ def test_concat_conv_equals_the_convolution_of_the_concatenation_with_its_gradie
     conv.conv2d_same_concat([parts[0], parts[1][:, :3]], kernel[:, :, :8])
 
 
-def _lax_depthwise(x, kernel):
-  pad = kernel.shape[0] // 2
-  return jax.lax.conv_general_dilated(
-      x, kernel, window_strides=(1, 1), padding=((pad, pad), (pad, pad)),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
-
-
 @pytest.mark.parametrize("x_shape, k", [((2, 7, 6, 5), 3), ((1, 5, 9, 3), 5), ((1, 4, 4, 2), 1)])
 def test_depthwise_forward_and_gradients_match_lax(x_shape, k):
   x, kernel, dy = _inputs(x_shape, (k, k, 1, x_shape[-1]))
   # Forward: k*k taps per output; input gradient: k*k; kernel gradient: B*H*W positions.
-  utils.assert_close(jax.jit(conv.depthwise_conv2d_same)(x, kernel), _lax_depthwise(x, kernel),
+  utils.assert_close(jax.jit(conv.depthwise_conv2d_same)(x, kernel), _lax_conv(x, kernel),
                      ops=k * k)
   got = _grads(conv.depthwise_conv2d_same, x, kernel, dy)
-  want = _grads(_lax_depthwise, x, kernel, dy)
+  want = _grads(_lax_conv, x, kernel, dy)
   utils.assert_close(got[0], want[0], ops=k * k)
   utils.assert_close(got[1], want[1], ops=int(np.prod(x_shape[:3])))
 
@@ -199,7 +194,7 @@ def test_depthwise_gradient_inside_a_scan_matches_the_unrolled_blocks():
 
   def unrolled(ks, x):
     for k in ks:
-      x = jnp.tanh(_lax_depthwise(x, k))
+      x = jnp.tanh(_lax_conv(x, k))
     return jnp.sum(x ** 2)
 
   got = jax.jit(jax.grad(scanned, argnums=(0, 1)))(kernels, x)
@@ -225,7 +220,7 @@ def test_depthwise_bfloat16_accumulates_in_float32_and_rejects_bad_kernels():
   x, kernel, _ = _inputs((1, 8, 8, 6), (3, 3, 1, 6), jnp.bfloat16)
   got = jax.jit(conv.depthwise_conv2d_same)(x, kernel)
   assert got.dtype == jnp.bfloat16
-  want = _lax_depthwise(x.astype(jnp.float32), kernel.astype(jnp.float32))
+  want = _lax_conv(x.astype(jnp.float32), kernel.astype(jnp.float32))
   utils.assert_close(got, want, jnp.bfloat16, ops=1)  # One rounding: the final cast.
   dx, dw = jax.jit(jax.grad(lambda x, k: jnp.sum(conv.depthwise_conv2d_same(x, k)),
                             argnums=(0, 1)))(x, kernel.astype(jnp.float32))
@@ -254,4 +249,4 @@ def test_depthwise_backward_keeps_no_shifted_copies_of_the_input():
     compiled = jax.jit(jax.grad(loss)).lower(kernels, x).compile()
     return compiled.memory_analysis().temp_size_in_bytes
 
-  assert temp_bytes(conv.depthwise_conv2d_same) <= 1.5 * temp_bytes(_lax_depthwise)
+  assert temp_bytes(conv.depthwise_conv2d_same) <= 1.5 * temp_bytes(_lax_conv)
