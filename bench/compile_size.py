@@ -39,7 +39,12 @@ from jaxsr import sharding
 FLAGS = flags.FLAGS
 
 _OP = re.compile(r'^\s*(?:%[^=]+=\s*)?"?((?:stablehlo|chlo|mhlo|func|sdy|shardy)\.[a-z_.]+)')
-_HLO_INSTR = re.compile(r"^\s*(?:ROOT\s+)?[\w.\-]+\s*=\s*.*?\s([a-z][a-z0-9\-]*)\(")
+_HLO_INSTR = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*.*?\s([a-z][a-z0-9\-]*)\(")
+_HLO_COMPUTATION = re.compile(r"(?:ENTRY\s+)?%?([\w.\-]+)")
+_HLO_LOOP_PARTS = re.compile(r"(?:body|condition)=%?([\w.\-]+)")
+_HLO_CALLED = re.compile(r"(?:body|condition|calls|to_apply)=%?([\w.\-]+)")
+_HLO_BRANCHES = re.compile(r"branch_computations=\{([^}]*)\}")
+_COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
 
 
 def _set(config, assignment: str) -> None:
@@ -74,20 +79,50 @@ def stablehlo_counts(text: str) -> dict:
           "funcs": ops["func.func"]}
 
 
-def hlo_counts(text: str) -> dict:
-  """Instruction counts of an HLO module's text."""
-  ops = collections.Counter()
-  computations = 0
+def hlo_computations(text: str) -> dict[str, list[str]]:
+  """An HLO module's text -> its computations' lines (after the header), by name."""
+  computations, lines = {}, None
   for line in text.splitlines():
     if line.rstrip().endswith("{") and not line.startswith(" "):
-      computations += 1
-      continue
-    match = _HLO_INSTR.match(line)
-    if match:
-      ops[match.group(1)] += 1
+      lines = computations.setdefault(_HLO_COMPUTATION.match(line).group(1), [])
+    elif lines is not None:
+      lines.append(line)
+  return computations
+
+
+def _opcodes(lines: list[str]) -> list[str]:
+  return [match.group(1) for match in map(_HLO_INSTR.match, lines) if match]
+
+
+def hlo_counts(text: str) -> dict:
+  """Instruction counts of an HLO module's text."""
+  computations = hlo_computations(text)
+  ops = collections.Counter(op for lines in computations.values() for op in _opcodes(lines))
   return {"hlo_instructions": sum(ops.values()), "hlo_conditional": ops["conditional"],
           "hlo_while": ops["while"], "hlo_convolution": ops["convolution"],
-          "hlo_computations": computations}
+          "hlo_computations": len(computations)}
+
+
+def hlo_collectives(text: str) -> dict:
+  """Cross-device collectives of an HLO module's text: all of them, and those in a loop (in a
+  `while`'s body or condition, or in a computation they call). XLA:CPU does not keep the
+  latter in order with the others (`sharding.cpu_data_parallel`)."""
+  computations = hlo_computations(text)
+  in_loops = set()
+  todo = [name for lines in computations.values() for line in lines
+          for name in _HLO_LOOP_PARTS.findall(line)]
+  while todo:
+    name = todo.pop()
+    if name not in in_loops:
+      in_loops.add(name)
+      for line in computations.get(name, []):
+        todo += _HLO_CALLED.findall(line)
+        todo += [c.strip().lstrip("%") for group in _HLO_BRANCHES.findall(line)
+                 for c in group.split(",")]
+  count = lambda names: sum(op.removesuffix("-start") in _COLLECTIVES
+                            for name in names for op in _opcodes(computations[name]))
+  return {"collectives": count(computations),
+          "collectives_in_loops": count(in_loops & computations.keys())}
 
 
 def step_and_args(config):

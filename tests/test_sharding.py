@@ -88,47 +88,17 @@ def test_batch_not_divisible_by_devices_fails_before_compile(tmp_path):
 
 
 COLLECTIVES_IN_LOOPS_SCRIPT = """
-import importlib.util, json, re, sys
+import importlib.util, json, sys
 sys.path.insert(0, {repo!r})
-import jax
 from tests import utils
 spec = importlib.util.spec_from_file_location("compile_size", {repo!r} + "/bench/compile_size.py")
 compile_size = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compile_size)
-COLLECTIVE = re.compile(r"= .*? (all-reduce|all-gather|reduce-scatter|all-to-all|"
-                        r"collective-permute)(-start)?\\(")
-CALLED = re.compile(r"(?:body|condition|calls|to_apply)=%?([\\w.-]+)")
-BRANCHES = re.compile(r"branch_computations=\\{{([^}}]*)\\}}")
-
-def collectives(hlo):
-  # (collectives outside loops, collectives inside while bodies or conditions)
-  computations, name = {{}}, None
-  for line in hlo.splitlines():
-    if line and not line.startswith((" ", "}}")) and line.rstrip().endswith("{{"):
-      name = re.match(r"(?:ENTRY )?%?([\\w.-]+)", line).group(1)
-      computations[name] = []
-    elif name is not None:
-      computations[name].append(line)
-  def callees(comp):
-    for line in computations.get(comp, []):
-      yield from CALLED.findall(line)
-      for group in BRANCHES.findall(line):
-        yield from (c.strip().lstrip("%") for c in group.split(","))
-  in_loops, todo = set(), [c for lines in computations.values() for line in lines
-                           for c in re.findall(r"(?:body|condition)=%?([\\w.-]+)", line)]
-  while todo:
-    comp = todo.pop()
-    if comp not in in_loops:
-      in_loops.add(comp)
-      todo.extend(callees(comp))
-  count = lambda comps: sum(bool(COLLECTIVE.search(l)) for c in comps for l in computations[c])
-  loops = sum(" while(" in l for lines in computations.values() for l in lines)
-  return count(set(computations) - in_loops), count(in_loops & set(computations)), loops
-
 config = utils.{config_fn}({train_dir!r})
 config.model.update({model!r})
 step, args = compile_size.step_and_args(config)
-print(json.dumps(collectives(step.trace(*args).lower().compile().as_text())))
+text = step.trace(*args).lower().compile().as_text()
+print(json.dumps({{**compile_size.hlo_counts(text), **compile_size.hlo_collectives(text)}}))
 """
 
 
@@ -145,8 +115,8 @@ def test_data_parallel_cpu_step_sums_across_devices_outside_loops(tmp_path, conf
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
   result = utils.run_process([sys.executable, "-c", script], env=env)
   assert result.returncode == 0, result.stderr[-4000:]
-  outside, inside, loops = json.loads(result.stdout.splitlines()[-1])
-  assert outside > 0  # The step does sum its gradients across the devices.
-  assert inside == 0, (outside, inside, loops)
+  counts = json.loads(result.stdout.splitlines()[-1])
+  assert counts["collectives"] > 0  # The step does sum its gradients across the devices.
+  assert counts["collectives_in_loops"] == 0, counts
   if config_fn == "tiny_gan_config":
-    assert loops > 0  # The filter gradient's loop is there, without a collective.
+    assert counts["hlo_while"] > 0  # The filter gradient's loop is there, without a collective.
